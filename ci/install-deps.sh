@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on Debian 12, skipping what is present.
+# Idempotent; needs root (or sudo) for apt-get.
+set -euo pipefail
+
+APT_PACKAGES=(
+    nginx-light libnginx-mod-http-lua libnginx-mod-http-ndk  # nginx 1.22 + lua-nginx-module 0.10.23 + luajit2
+    lua-check                                                # luacheck
+    libtest-base-perl libtext-diff-perl liblist-moreutils-perl  # the Test::Nginx-format runner
+    curl ca-certificates
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    # The nginx package's postinst tries to start the service; this project never
+    # uses the system instance.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+# botocore verifies signatures in the mock function (an implementation we did not write).
+if ! python3 -c "import botocore" 2>/dev/null; then
+    echo "installing Python packages: botocore"
+    python3 -m pip install --quiet botocore
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$component"
+    fi
+done

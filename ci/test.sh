@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every check: formatting, lints, the Rust
+# tests (incl. the AWS signing test suite and the C header check), and the
+# Test::Nginx-format suite in t/ against nginx with the plugin. Ends with prove's summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ci/install-deps.sh
+
+echo "== cargo fmt"
+cargo fmt --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== luacheck"
+luacheck -q lua t/lib
+echo "== cargo test"
+cargo test --locked
+
+echo "== build"
+ci/build.sh
+
+echo "== t/ (Test::Nginx format)"
+export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
+prove -I. -It/runner -r t/

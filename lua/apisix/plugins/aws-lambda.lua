@@ -1,0 +1,177 @@
+--
+-- Licensed under the Apache License, Version 2.0 (the "License").
+--
+-- aws-lambda: a drop-in for APISIX's plugin of the same name, on a native core.
+--
+-- This file owns only the APISIX contract (name, priority, version, schema,
+-- check_schema, access) and the exchange with nginx: reading the client's request
+-- and writing the function's response. Schema, validation, signing, the client and
+-- the wait live in the native library (see apisix/plugins/aws-lambda/native.lua).
+-- It needs nothing from APISIX itself, so plain OpenResty can use it too.
+--
+local native = require("apisix.plugins.aws-lambda.native")
+
+local ngx = ngx
+local ngx_log = ngx.log
+local ERR = ngx.ERR
+local ngx_header = ngx.header
+local req_get_headers = ngx.req.get_headers
+local req_get_method = ngx.req.get_method
+local req_read_body = ngx.req.read_body
+local req_get_body_data = ngx.req.get_body_data
+local req_get_body_file = ngx.req.get_body_file
+local pairs = pairs
+local ipairs = ipairs
+local type = type
+local tonumber = tonumber
+local setmetatable = setmetatable
+local tab_concat = table.concat
+local str_find = string.find
+local str_sub = string.sub
+local new_tab = require("table.new")
+local clear_tab = require("table.clear")
+
+local plugin_name = "aws-lambda"
+
+-- The schema is the library's (one source of truth); APISIX's Admin API reads it,
+-- including `encrypt_fields`.
+local schema = native.schema()
+
+local _M = {
+    -- The plugin version is the library's major.minor (Cargo.toml is the one place).
+    version = tonumber(native.version:match("^(%d+%.%d+)")),
+    priority = -1899,
+    name = plugin_name,
+    schema = schema,
+}
+
+
+-- Validates `conf` and injects its defaults into it, with APISIX-style messages.
+-- Needs no runtime thread: APISIX calls it on the Admin API path too.
+function _M.check_schema(conf)
+    return native.check_schema(conf)
+end
+
+
+-- Route handles by configuration table. APISIX makes a new table for each version
+-- of a route's configuration, so a weak-keyed cache follows it and the GC frees
+-- handles of replaced configurations.
+local routes = setmetatable({}, { __mode = "k" })
+
+local function route_for(conf)
+    local route = routes[conf]
+    if route then
+        return route
+    end
+    -- Plain OpenResty callers may pass a configuration APISIX never checked: this
+    -- also injects the defaults that access() reads below.
+    local ok, err = native.check_schema(conf)
+    if not ok then
+        return nil, err
+    end
+    route, err = native.route_new(conf)
+    if not route then
+        return nil, err
+    end
+    routes[conf] = route
+    return route
+end
+
+
+-- The client's headers as `name:value\n` lines; repeated headers stay repeated.
+local header_lines = new_tab(32, 0)
+
+local function request_headers()
+    local headers = req_get_headers(0)
+    local n = 0
+    for name, value in pairs(headers) do
+        if type(value) == "table" then
+            for _, v in ipairs(value) do
+                n = n + 1
+                header_lines[n] = name .. ":" .. v .. "\n"
+            end
+        else
+            n = n + 1
+            header_lines[n] = name .. ":" .. value .. "\n"
+        end
+    end
+    local blob = tab_concat(header_lines, "", 1, n)
+    clear_tab(header_lines)
+    return blob
+end
+
+
+local function set_response_headers(head)
+    local pos = 1
+    local len = #head
+    local seen = {}
+    while pos <= len do
+        local colon = str_find(head, ":", pos, true)
+        local eol = str_find(head, "\n", colon, true)
+        local name = str_sub(head, pos, colon - 1)
+        local value = str_sub(head, colon + 1, eol - 1)
+        local prev = seen[name]
+        if prev == nil then
+            seen[name] = value
+        elseif type(prev) == "table" then
+            prev[#prev + 1] = value
+        else
+            seen[name] = { prev, value }
+        end
+        pos = eol + 1
+    end
+    for name, value in pairs(seen) do
+        ngx_header[name] = value
+    end
+end
+
+
+function _M.access(conf, ctx)
+    local route, err = route_for(conf)
+    if not route then
+        ngx_log(ERR, "failed to process ", plugin_name, ": invalid configuration: ", err)
+        return 500
+    end
+
+    -- Refuse early when the length is known; a chunked body is checked once read.
+    local max_body = conf.max_req_body_size
+    local length = tonumber(ngx.var.http_content_length)
+    if length and length > max_body then
+        ngx_log(ERR, "failed to process ", plugin_name, ": request body of ", length,
+                " bytes is larger than max_req_body_size (", max_body, ")")
+        return 413
+    end
+    req_read_body()
+    local body = req_get_body_data()
+    local body_file
+    if not body then
+        body_file = req_get_body_file()
+    end
+    if body and #body > max_body then
+        ngx_log(ERR, "failed to process ", plugin_name, ": request body of ", #body,
+                " bytes is larger than max_req_body_size (", max_body, ")")
+        return 413
+    end
+
+    local matched = ctx and ctx.curr_req_matched
+    local ext = matched and matched[":ext"]
+    local method = req_get_method()
+
+    local status, head, res_body = native.invoke(route, method, ext, ngx.var.args,
+                                                 request_headers(), body, body_file,
+                                                 conf.timeout)
+    if not status then
+        -- `head` is the failure status, `res_body` the message (no secrets in it).
+        ngx_log(ERR, "failed to process ", plugin_name, ", err: ", res_body)
+        return head
+    end
+
+    set_response_headers(head)
+    if method ~= "HEAD" then
+        ngx_header["Content-Length"] = #res_body
+    end
+    return status, res_body
+end
+
+
+return _M

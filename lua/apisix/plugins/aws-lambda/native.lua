@@ -1,0 +1,304 @@
+--
+-- Licensed under the Apache License, Version 2.0 (the "License").
+--
+-- The bridge to the native library: loading, the FFI declarations, and the wait.
+--
+-- This module owns `ffi.cdef` and the library handle. The declarations are the
+-- cbindgen-generated header embedded in the library (one source of truth). A request
+-- is submitted through the C ABI and gets a ticket; the request coroutine then waits
+-- on a semaphore. One pump per worker (a timer holding a unix-socket cosocket) reads
+-- the ids of finished tickets that the library's runtime writes, and posts their
+-- semaphores. Nothing here blocks the nginx event loop.
+--
+local ffi = require("ffi")
+local base = require("resty.core.base")
+local semaphore = require("ngx.semaphore")
+
+local ngx = ngx
+local ngx_log = ngx.log
+local ERR = ngx.ERR
+local WARN = ngx.WARN
+local ffi_string = ffi.string
+local ffi_cast = ffi.cast
+local tonumber = tonumber
+local tab_remove = table.remove
+local get_string_buf = base.get_string_buf
+local get_size_ptr = base.get_size_ptr
+
+-- `require` searches package.cpath and, when the library is missing, names every
+-- path it tried.
+local lib_lua = require("aws_lambda_native")
+
+-- APISIX re-requires plugin modules on reload: declare the types only once.
+if not pcall(ffi.typeof, "AwslResponse") then
+    ffi.cdef(lib_lua.cdef)
+end
+
+-- The same file that `require` loaded, opened again for FFI: the loader returns the
+-- same mapping, so both bindings share the library's state.
+local lib_path = package.searchpath("aws_lambda_native", package.cpath)
+local C = ffi.load(lib_path)
+
+local OK = C.AWSL_OK
+local TOO_SMALL = C.AWSL_TOO_SMALL
+
+local _M = {
+    version = lib_lua.version,
+    -- Where each worker puts its completion socket: a directory the worker user can
+    -- write to (workers run after nginx drops privileges).
+    socket_dir = "/tmp",
+}
+
+-- Allocated once: the per-request path fills these instead of allocating.
+local req = ffi.new("AwslRequest")
+local resp = ffi.new("AwslResponse")
+local ticket_out = ffi.new("uint32_t[1]")
+local KEEP_BUF = 1024 * 1024
+local buf_size = 64 * 1024
+local buf = ffi.new("char[?]", buf_size)
+
+-- The worker's pump and its waiters live in the Lua registry, not in this module:
+-- APISIX unloads and re-requires plugin modules on reload, and a second copy of this
+-- state would start a second pump that steals the first one's socket.
+local registry = debug.getregistry()
+local state = registry["apisix.plugins.aws-lambda.native"]
+if not state then
+    state = {
+        waiting = {},       -- ticket id -> semaphore
+        nwaiting = 0,
+        free_semas = {},    -- semaphores reused across requests
+        started_pid = nil,
+        socket_path = nil,
+        pump_running = false,
+        stopped = false,
+    }
+    registry["apisix.plugins.aws-lambda.native"] = state
+end
+local waiting = state.waiting
+local free_semas = state.free_semas
+
+-- How long the pump's read may idle; the runtime writes a heartbeat well within it.
+local PUMP_READ_TIMEOUT = 60000
+
+local pump
+
+local function schedule_pump(delay)
+    local ok, err = ngx.timer.at(delay, pump)
+    if not ok then
+        ngx_log(ERR, "aws-lambda: cannot start the completion pump: ", err)
+        state.pump_running = false
+    end
+end
+
+-- Stops the runtime once the worker exits and nothing is in flight; its socket
+-- closes, which ends the pump.
+local function stop_if_idle()
+    if not state.stopped and state.nwaiting == 0 and ngx.worker.exiting() then
+        state.stopped = true
+        C.awsl_worker_stop()
+    end
+end
+
+-- A pending timer runs early ("premature") when the worker starts exiting: that is
+-- the moment to stop if nothing is in flight. Otherwise the last request does it.
+local function watch_exit(premature)
+    if premature then
+        return stop_if_idle()
+    end
+    local ok, err = ngx.timer.at(3600, watch_exit)
+    if not ok then
+        ngx_log(ERR, "aws-lambda: cannot watch for the worker's exit: ", err)
+    end
+end
+
+local function post_completions(data)
+    -- The runtime writes whole little-endian u32 ids (0 is a heartbeat); one read may
+    -- end mid-id.
+    local n = #data - #data % 4
+    local ids = ffi_cast("const uint32_t *", data)
+    for i = 0, n / 4 - 1 do
+        local sema = waiting[tonumber(ids[i])]
+        if sema then
+            sema:post(1)
+        end
+    end
+    if n < #data then
+        return data:sub(n + 1)
+    end
+    return nil
+end
+
+function pump()
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(1000, 1000, PUMP_READ_TIMEOUT)
+    local ok, err = sock:connect("unix:" .. state.socket_path)
+    if not ok then
+        if state.stopped then
+            state.pump_running = false
+            return
+        end
+        ngx_log(ERR, "aws-lambda: completion pump cannot connect to ", state.socket_path,
+                ": ", err)
+        return schedule_pump(0.1)
+    end
+    local rest
+    while true do
+        local data, rerr = sock:receiveany(65536)
+        if not data then
+            sock:close()
+            if state.stopped or ngx.worker.exiting() then
+                state.pump_running = false
+                return
+            end
+            ngx_log(ERR, "aws-lambda: completion pump lost its socket: ", rerr)
+            return schedule_pump(0)
+        end
+        if rest then
+            data = rest .. data
+        end
+        rest = post_completions(data)
+    end
+end
+
+local function start_worker()
+    local pid = ngx.worker.pid()
+    if state.started_pid ~= pid then
+        local dir = _M.socket_dir
+        local size = 4096
+        local out = get_string_buf(size)
+        local len = get_size_ptr()
+        len[0] = size
+        if C.awsl_worker_start(dir, #dir, out, len) ~= OK then
+            return nil, "cannot start the native runtime: " .. ffi_string(out, len[0])
+        end
+        state.socket_path = ffi_string(out, len[0])
+        state.started_pid = pid
+        state.pump_running = false
+        state.stopped = false
+        watch_exit()
+    end
+    if not state.pump_running then
+        state.pump_running = true
+        schedule_pump(0)
+    end
+    return true
+end
+
+
+-- Setup-level calls, through mlua.
+_M.schema = lib_lua.schema
+_M.check_schema = lib_lua.check_schema
+
+
+-- A route handle for a checked configuration table, freed by the GC.
+function _M.route_new(conf)
+    local ptr, err = lib_lua.route_new(conf)
+    if not ptr then
+        return nil, err
+    end
+    -- A Lua closure, not the C function itself, as finalizer: the handle may outlive
+    -- this module's reload, and the closure keeps `C` (the library) referenced.
+    return ffi.gc(ffi_cast("AwslRoute *", ptr), function(p)
+        C.awsl_route_free(p)
+    end)
+end
+
+
+local function take(id)
+    local rc = C.awsl_ticket_take(id, resp, buf, buf_size)
+    if rc == TOO_SMALL then
+        local need = tonumber(resp.head_len + resp.body_len)
+        local tmp = ffi.new("char[?]", need)
+        -- Keep a bigger scratch buffer, but never hold on to a huge one.
+        if need <= KEEP_BUF then
+            buf, buf_size = tmp, need
+        end
+        rc = C.awsl_ticket_take(id, resp, tmp, need)
+        if rc == OK then
+            return tmp
+        end
+    end
+    if rc ~= OK then
+        return nil
+    end
+    return buf
+end
+
+
+-- Calls the function behind `route` and waits without blocking the worker.
+-- Returns `status, head, body` (head: `name:value\n` lines), or
+-- `nil, status, message` when the call failed (the message is for the error log).
+function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_ms)
+    local ok, err = start_worker()
+    if not ok then
+        return nil, 500, err
+    end
+
+    req.method, req.method_len = method, #method
+    if ext then
+        req.ext, req.ext_len, req.has_ext = ext, #ext, 1
+    else
+        req.ext, req.ext_len, req.has_ext = nil, 0, 0
+    end
+    query = query or ""
+    req.query, req.query_len = query, #query
+    req.headers, req.headers_len = headers, #headers
+    body = body or ""
+    req.body, req.body_len = body, #body
+    body_file = body_file or ""
+    req.body_file, req.body_file_len = body_file, #body_file
+
+    local errbuf = get_string_buf(256)
+    local errlen = get_size_ptr()
+    errlen[0] = 256
+    local rc = C.awsl_request_submit(route, req, ticket_out, errbuf, errlen)
+    if rc ~= OK then
+        return nil, 500, "submit failed: " .. ffi_string(errbuf, errlen[0])
+    end
+    local id = tonumber(ticket_out[0])
+
+    local sema = tab_remove(free_semas)
+    if not sema then
+        sema = semaphore.new()
+    end
+    waiting[id] = sema
+    state.nwaiting = state.nwaiting + 1
+    -- The runtime answers by the route's timeout; the margin only guards against a
+    -- runtime that died.
+    local waited, werr = sema:wait(timeout_ms / 1000 + 1)
+    waiting[id] = nil
+    state.nwaiting = state.nwaiting - 1
+    if not waited then
+        -- This semaphore may still be posted later: do not reuse it.
+        C.awsl_ticket_cancel(id)
+        stop_if_idle()
+        ngx_log(WARN, "aws-lambda: no completion for ticket ", id, ": ", werr)
+        return nil, 504, "no answer from the native runtime within the timeout"
+    end
+    free_semas[#free_semas + 1] = sema
+
+    local data = take(id)
+    stop_if_idle()
+    if not data then
+        return nil, 500, "the outcome of the request was lost"
+    end
+    if resp.is_error ~= 0 then
+        return nil, tonumber(resp.status), ffi_string(data, resp.body_len)
+    end
+    local head_len = tonumber(resp.head_len)
+    return tonumber(resp.status), ffi_string(data, head_len),
+           ffi_string(data + head_len, resp.body_len)
+end
+
+
+-- For tests and diagnostics.
+function _M.stats()
+    return {
+        waiting = state.nwaiting,
+        free_semaphores = #free_semas,
+        socket = state.socket_path,
+        live_routes = lib_lua.live_routes(),
+    }
+end
+
+return _M

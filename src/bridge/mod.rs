@@ -1,0 +1,312 @@
+//! The per-worker runtime and its hand-off to the nginx thread (DESIGN.md, "Waiting
+//! without blocking the worker").
+//!
+//! Each nginx worker gets one current-thread tokio runtime on a dedicated thread.
+//! Requests arrive through the park-aware [`queue::SubmitQueue`]; each gets a ticket.
+//! When a request completes, its ticket id is appended to a buffer that one task writes,
+//! in a single `write`, to a unix socket that the worker's Lua pump reads; the pump
+//! posts the semaphore the request coroutine waits on. Nothing here blocks nginx.
+//!
+//! fork: nginx may load the library in the master and then fork. A runtime made in
+//! another process is dead here, so the worker state is keyed by the process id and an
+//! inherited one is leaked, never dropped (dropping would join threads that do not exist).
+
+mod queue;
+pub mod tickets;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Notify;
+
+use crate::client::Pool;
+use crate::invoke::{self, Incoming, Route};
+use queue::SubmitQueue;
+use tickets::{Outcome, Tickets};
+
+/// Outcomes that nobody took within this time are dropped.
+const UNTAKEN_MAX_AGE: Duration = Duration::from_secs(60);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// An idle pump gets a heartbeat (ticket id 0) this often, so that its cosocket read
+/// (timeout 60 s) never times out: lua-nginx-module logs every read timeout as an error.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
+
+struct Job {
+    ticket: u32,
+    route: Arc<Route>,
+    incoming: Incoming,
+}
+
+pub struct Worker {
+    pid: u32,
+    socket_path: PathBuf,
+    queue: SubmitQueue<Job>,
+    tickets: Mutex<Tickets>,
+    completed: Mutex<Vec<u32>>,
+    completed_notify: Notify,
+    pool: Pool,
+    stopping: AtomicBool,
+    stop: Notify,
+}
+
+static WORKER: RwLock<Option<Arc<Worker>>> = RwLock::new(None);
+
+/// The worker state of this process, if started here.
+pub fn current() -> Option<Arc<Worker>> {
+    let pid = std::process::id();
+    WORKER.read().as_ref().filter(|w| w.pid == pid).cloned()
+}
+
+/// Starts this process's runtime and completion socket in `dir`, once per process.
+/// Returns the socket path for the Lua pump.
+pub fn start(dir: &Path) -> Result<PathBuf, String> {
+    if let Some(w) = current() {
+        return Ok(w.socket_path.clone());
+    }
+    let mut slot = WORKER.write();
+    let pid = std::process::id();
+    match slot.take() {
+        Some(w) if w.pid == pid => {
+            let path = w.socket_path.clone();
+            *slot = Some(w);
+            return Ok(path);
+        }
+        // Inherited across fork: its threads do not exist in this process.
+        Some(inherited) => std::mem::forget(inherited),
+        None => {}
+    }
+    remove_stale_sockets(dir);
+    let socket_path = dir.join(format!("aws-lambda-native-{pid}.sock"));
+    let _ = std::fs::remove_file(&socket_path);
+    let std_listener = std::os::unix::net::UnixListener::bind(&socket_path)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket_path.display()))?;
+    // Only this worker (and root) may connect.
+    let _ = std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600));
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket_path.display()))?;
+
+    let worker = Arc::new(Worker {
+        pid,
+        socket_path: socket_path.clone(),
+        queue: SubmitQueue::default(),
+        tickets: Mutex::new(Tickets::default()),
+        completed: Mutex::new(Vec::new()),
+        completed_notify: Notify::new(),
+        pool: Pool::new(),
+        stopping: AtomicBool::new(false),
+        stop: Notify::new(),
+    });
+    let (park, unpark) = (worker.clone(), worker.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(move || park.queue.on_park())
+        .on_thread_unpark(move || unpark.queue.on_unpark())
+        .build()
+        .map_err(|e| format!("cannot build the runtime: {e}"))?;
+    let main = worker.clone();
+    spawn_with_signals_blocked(move || {
+        runtime.block_on(async move {
+            match UnixListener::from_std(std_listener) {
+                Ok(listener) => run(main, listener).await,
+                Err(e) => eprintln!("aws-lambda-native: completion socket failed: {e}"),
+            }
+        });
+        // Dropping the runtime cancels what is still in flight; their tickets are
+        // completed with an error by `CompletionGuard`.
+        drop(runtime);
+    })
+    .map_err(|e| format!("cannot start the runtime thread: {e}"))?;
+    *slot = Some(worker);
+    Ok(socket_path)
+}
+
+/// Stops this process's runtime and removes its socket (worker exit).
+pub fn stop() {
+    let mut slot = WORKER.write();
+    let pid = std::process::id();
+    if let Some(w) = slot.take() {
+        if w.pid == pid {
+            w.stopping.store(true, Ordering::SeqCst);
+            w.stop.notify_one();
+            let _ = std::fs::remove_file(&w.socket_path);
+        } else {
+            std::mem::forget(w);
+        }
+    }
+}
+
+/// Signals go to nginx's own thread: the runtime threads block them all, or a signal
+/// delivered to them would not interrupt nginx's event loop.
+fn spawn_with_signals_blocked<F>(f: F) -> std::io::Result<()>
+where
+    F: FnOnce() + Send + 'static,
+{
+    // SAFETY: sigset_t is plain data; pthread_sigmask only reads and writes the sets.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let spawned = std::thread::Builder::new()
+            .name("aws-lambda-rt".into())
+            .spawn(f);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned.map(|_| ())
+    }
+}
+
+/// Sockets left by workers that died without cleaning up (kill -9, crash).
+fn remove_stale_sockets(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("aws-lambda-native-"))
+            .and_then(|n| n.strip_suffix(".sock"))
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+async fn run(w: Arc<Worker>, listener: UnixListener) {
+    tokio::spawn(write_completions(w.clone(), listener));
+    tokio::spawn(housekeeping(w.clone()));
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            _ = w.queue.next_batch(&mut batch) => {}
+            _ = w.stop.notified() => return,
+        }
+        for job in batch.drain(..) {
+            tokio::spawn(serve(w.clone(), job));
+        }
+    }
+}
+
+/// Completes the ticket with an error if the request task ends without an outcome
+/// (it panicked, or the runtime shut down under it).
+struct CompletionGuard {
+    worker: Arc<Worker>,
+    ticket: u32,
+    done: bool,
+}
+
+impl CompletionGuard {
+    fn complete(mut self, outcome: Outcome) {
+        self.done = true;
+        self.worker.complete(self.ticket, outcome);
+    }
+}
+
+impl Drop for CompletionGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.worker.complete(
+                self.ticket,
+                Outcome::error(500, "the request was interrupted inside the plugin"),
+            );
+        }
+    }
+}
+
+async fn serve(w: Arc<Worker>, job: Job) {
+    let guard = CompletionGuard {
+        worker: w.clone(),
+        ticket: job.ticket,
+        done: false,
+    };
+    let outcome = invoke::call(&w.pool, &job.route, job.incoming).await;
+    guard.complete(outcome);
+}
+
+async fn write_completions(w: Arc<Worker>, listener: UnixListener) {
+    let mut pump: Option<UnixStream> = None;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                // The newest pump wins: an older one has died or is being replaced.
+                if let Ok((stream, _)) = accepted {
+                    pump = Some(stream);
+                }
+            }
+            _ = w.completed_notify.notified() => {}
+            _ = tokio::time::sleep(HEARTBEAT_EVERY), if pump.is_some() => {
+                pending.extend_from_slice(&0u32.to_le_bytes());
+            }
+        }
+        for id in w.completed.lock().drain(..) {
+            pending.extend_from_slice(&id.to_le_bytes());
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        if let Some(stream) = pump.as_mut() {
+            match stream.write_all(&pending).await {
+                Ok(()) => pending.clear(),
+                // Keep the ids for the next pump to connect.
+                Err(_) => pump = None,
+            }
+        }
+    }
+}
+
+async fn housekeeping(w: Arc<Worker>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        w.pool.sweep(now);
+        w.tickets.lock().expire(now, UNTAKEN_MAX_AGE);
+    }
+}
+
+impl Worker {
+    /// Queues a request; the caller waits for the ticket's id on the pump.
+    pub fn submit(&self, route: Arc<Route>, incoming: Incoming) -> Result<u32, String> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err("the worker is shutting down".into());
+        }
+        let ticket = self.tickets.lock().open();
+        self.queue.push(Job {
+            ticket,
+            route,
+            incoming,
+        });
+        Ok(ticket)
+    }
+
+    fn complete(&self, ticket: u32, outcome: Outcome) {
+        if self.tickets.lock().complete(ticket, outcome) {
+            self.completed.lock().push(ticket);
+            self.completed_notify.notify_one();
+        }
+    }
+
+    pub fn tickets(&self) -> &Mutex<Tickets> {
+        &self.tickets
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+}

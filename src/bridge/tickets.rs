@@ -1,0 +1,175 @@
+//! Tickets: one per submitted request, from submit until Lua takes the outcome.
+//!
+//! A ticket nobody takes (the client went away, Lua gave up waiting) must not leak:
+//! Lua cancels it when it stops waiting, and outcomes left untaken are expired.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// What Lua gets back for a ticket.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The function answered: status, response headers as `name:value\n` lines, body.
+    Response {
+        status: u16,
+        head: Vec<u8>,
+        body: Bytes,
+    },
+    /// The request failed: the status to answer and a message for the error log
+    /// (never containing a secret).
+    Error { status: u16, message: String },
+}
+
+impl Outcome {
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Outcome::Error {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+enum Slot {
+    Pending { cancelled: bool },
+    Done { outcome: Outcome, at: Instant },
+}
+
+/// Ticket ids are u32 so that Lua handles them as plain numbers.
+#[derive(Default)]
+pub struct Tickets {
+    slots: HashMap<u32, Slot>,
+    next: u32,
+}
+
+/// The result of looking at a ticket.
+pub enum Peek<'a> {
+    Unknown,
+    Pending,
+    Done(&'a Outcome),
+}
+
+impl Tickets {
+    pub fn open(&mut self) -> u32 {
+        loop {
+            self.next = self.next.wrapping_add(1);
+            let id = self.next;
+            if id != 0 && !self.slots.contains_key(&id) {
+                self.slots.insert(id, Slot::Pending { cancelled: false });
+                return id;
+            }
+        }
+    }
+
+    /// Stores the outcome. Returns whether somebody is still waiting for it.
+    pub fn complete(&mut self, id: u32, outcome: Outcome) -> bool {
+        match self.slots.get(&id) {
+            Some(Slot::Pending { cancelled: false }) => {
+                self.slots.insert(
+                    id,
+                    Slot::Done {
+                        outcome,
+                        at: Instant::now(),
+                    },
+                );
+                true
+            }
+            Some(Slot::Pending { cancelled: true }) => {
+                self.slots.remove(&id);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    pub fn peek(&self, id: u32) -> Peek<'_> {
+        match self.slots.get(&id) {
+            None => Peek::Unknown,
+            Some(Slot::Pending { .. }) => Peek::Pending,
+            Some(Slot::Done { outcome, .. }) => Peek::Done(outcome),
+        }
+    }
+
+    pub fn remove(&mut self, id: u32) {
+        self.slots.remove(&id);
+    }
+
+    /// Lua no longer waits: drop the outcome now or as soon as it arrives.
+    pub fn cancel(&mut self, id: u32) -> bool {
+        match self.slots.get_mut(&id) {
+            Some(Slot::Pending { cancelled }) => {
+                *cancelled = true;
+                true
+            }
+            Some(Slot::Done { .. }) => {
+                self.slots.remove(&id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops outcomes that were not taken within `max_age`.
+    pub fn expire(&mut self, now: Instant, max_age: Duration) -> usize {
+        let before = self.slots.len();
+        self.slots.retain(|_, slot| match slot {
+            Slot::Done { at, .. } => now.duration_since(*at) < max_age,
+            Slot::Pending { .. } => true,
+        });
+        before - self.slots.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle() {
+        let mut t = Tickets::default();
+        let a = t.open();
+        let b = t.open();
+        assert_ne!(a, b);
+        assert!(matches!(t.peek(a), Peek::Pending));
+        assert!(t.complete(a, Outcome::error(504, "x")));
+        assert!(matches!(t.peek(a), Peek::Done(_)));
+        t.remove(a);
+        assert!(matches!(t.peek(a), Peek::Unknown));
+        // Cancelled before completion: the outcome is dropped on arrival.
+        assert!(t.cancel(b));
+        assert!(!t.complete(b, Outcome::error(502, "y")));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn untaken_outcomes_expire() {
+        let mut t = Tickets::default();
+        let a = t.open();
+        let _pending = t.open();
+        t.complete(a, Outcome::error(502, "x"));
+        let later = Instant::now() + Duration::from_secs(120);
+        assert_eq!(t.expire(later, Duration::from_secs(60)), 1);
+        assert_eq!(t.len(), 1, "pending tickets are not expired");
+    }
+
+    #[test]
+    fn ids_skip_zero_and_live_ids() {
+        let mut t = Tickets {
+            next: u32::MAX - 1,
+            ..Default::default()
+        };
+        let a = t.open();
+        let b = t.open();
+        assert_eq!(a, u32::MAX);
+        assert_eq!(b, 1);
+    }
+}

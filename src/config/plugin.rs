@@ -1,0 +1,288 @@
+//! The typed configuration, built from a configuration that passed [`check`].
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::endpoint::{self, Endpoint};
+use super::validate::check;
+
+/// IAM credentials for SigV4 signing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Iam {
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+    pub service: String,
+}
+
+impl fmt::Debug for Iam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iam")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("region", &self.region)
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
+/// One route's plugin configuration, with every default applied.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PluginConfig {
+    pub function_uri: String,
+    pub endpoint: Endpoint,
+    pub apikey: Option<String>,
+    pub iam: Option<Iam>,
+    pub timeout: Duration,
+    pub ssl_verify: bool,
+    pub keepalive: bool,
+    pub keepalive_timeout: Duration,
+    pub keepalive_pool: usize,
+    pub max_req_body_size: u64,
+    pub max_resp_body_size: u64,
+    /// Extra names never signed, lowercased; a trailing `*` is a prefix match.
+    pub unsigned_headers: Vec<String>,
+}
+
+impl fmt::Debug for PluginConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginConfig")
+            .field("function_uri", &self.function_uri)
+            .field("endpoint", &self.endpoint)
+            .field("apikey", &self.apikey.as_ref().map(|_| "<redacted>"))
+            .field("iam", &self.iam)
+            .field("timeout", &self.timeout)
+            .field("ssl_verify", &self.ssl_verify)
+            .field("keepalive", &self.keepalive)
+            .field("keepalive_timeout", &self.keepalive_timeout)
+            .field("keepalive_pool", &self.keepalive_pool)
+            .field("max_req_body_size", &self.max_req_body_size)
+            .field("max_resp_body_size", &self.max_resp_body_size)
+            .field("unsigned_headers", &self.unsigned_headers)
+            .finish()
+    }
+}
+
+impl PluginConfig {
+    /// Builds the typed configuration from a plugin conf as APISIX holds it.
+    ///
+    /// The value is validated again (on a copy, with defaults injected), so absent
+    /// properties take the schema's defaults and an invalid value is refused with the
+    /// same message `check` gives. That also covers values APISIX substituted for secret
+    /// references after `check_schema` accepted the reference itself.
+    ///
+    /// Integer fields are milliseconds or bytes; a value beyond the target type's range
+    /// saturates rather than fails, since the schema sets no maximum.
+    pub fn from_value(v: &Value) -> Result<PluginConfig, String> {
+        let mut conf = v.clone();
+        check(&mut conf)?;
+
+        let function_uri = string(&conf, &["function_uri"])?;
+        let endpoint = endpoint::parse(&function_uri)
+            .map_err(|why| format!("property \"function_uri\" validation failed: {why}"))?;
+
+        let apikey = match conf.pointer("/authorization/apikey") {
+            Some(_) => Some(string(&conf, &["authorization", "apikey"])?),
+            None => None,
+        };
+        let iam = match conf.pointer("/authorization/iam") {
+            Some(_) => Some(Iam {
+                access_key: string(&conf, &["authorization", "iam", "accesskey"])?,
+                secret_key: string(&conf, &["authorization", "iam", "secretkey"])?,
+                region: string(&conf, &["authorization", "iam", "aws_region"])?,
+                service: string(&conf, &["authorization", "iam", "service"])?,
+            }),
+            None => None,
+        };
+
+        let unsigned_headers = match conf.get("unsigned_headers") {
+            // An empty Lua table may arrive as `{}`.
+            None | Some(Value::Object(_)) => Vec::new(),
+            Some(Value::Array(names)) => names
+                .iter()
+                .map(|n| n.as_str().map(str::to_ascii_lowercase))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| unexpected(&["unsigned_headers"]))?,
+            Some(_) => return Err(unexpected(&["unsigned_headers"])),
+        };
+
+        Ok(PluginConfig {
+            function_uri,
+            endpoint,
+            apikey,
+            iam,
+            timeout: Duration::from_millis(integer(&conf, "timeout")?),
+            ssl_verify: boolean(&conf, "ssl_verify")?,
+            keepalive: boolean(&conf, "keepalive")?,
+            keepalive_timeout: Duration::from_millis(integer(&conf, "keepalive_timeout")?),
+            keepalive_pool: usize::try_from(integer(&conf, "keepalive_pool")?)
+                .unwrap_or(usize::MAX),
+            max_req_body_size: integer(&conf, "max_req_body_size")?,
+            max_resp_body_size: integer(&conf, "max_resp_body_size")?,
+            unsigned_headers,
+        })
+    }
+}
+
+// The accessors below fail only if `check` let through something the schema forbids;
+// they exist so that such a bug is an error, never a panic.
+
+fn unexpected(path: &[&str]) -> String {
+    format!("property \"{}\" has an unexpected value", path.join("."))
+}
+
+fn lookup<'a>(conf: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(conf, |v, key| v.get(*key))
+}
+
+fn string(conf: &Value, path: &[&str]) -> Result<String, String> {
+    lookup(conf, path)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| unexpected(path))
+}
+
+fn boolean(conf: &Value, key: &str) -> Result<bool, String> {
+    conf.get(key)
+        .and_then(Value::as_bool)
+        .ok_or_else(|| unexpected(&[key]))
+}
+
+/// A non-negative integer, which Lua may have sent as an integral double.
+fn integer(conf: &Value, key: &str) -> Result<u64, String> {
+    let n = conf.get(key).ok_or_else(|| unexpected(&[key]))?;
+    if let Some(n) = n.as_u64() {
+        return Ok(n);
+    }
+    match n.as_f64() {
+        // `as` saturates at u64::MAX.
+        Some(x) if x >= 0.0 && x.fract() == 0.0 => Ok(x as u64),
+        _ => Err(unexpected(&[key])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn iam_with_defaults() {
+        let cfg = PluginConfig::from_value(&json!({
+            "function_uri": "https://abc.lambda-url.us-west-2.on.aws/",
+            "authorization": {"iam": {"accesskey": "AKID", "secretkey": "SECRET"}},
+        }))
+        .unwrap();
+        assert_eq!(cfg.function_uri, "https://abc.lambda-url.us-west-2.on.aws/");
+        assert_eq!(cfg.endpoint.host, "abc.lambda-url.us-west-2.on.aws");
+        assert_eq!(cfg.endpoint.port, 443);
+        assert!(cfg.endpoint.tls);
+        assert_eq!(cfg.apikey, None);
+        assert_eq!(
+            cfg.iam,
+            Some(Iam {
+                access_key: "AKID".into(),
+                secret_key: "SECRET".into(),
+                region: "us-east-1".into(),
+                service: "execute-api".into(),
+            })
+        );
+        assert_eq!(cfg.timeout, Duration::from_millis(3000));
+        assert!(cfg.ssl_verify);
+        assert!(cfg.keepalive);
+        assert_eq!(cfg.keepalive_timeout, Duration::from_millis(60000));
+        assert_eq!(cfg.keepalive_pool, 5);
+        assert_eq!(cfg.max_req_body_size, 67108864);
+        assert_eq!(cfg.max_resp_body_size, 20971520);
+        assert!(cfg.unsigned_headers.is_empty());
+    }
+
+    #[test]
+    fn explicit_values_and_lua_doubles() {
+        let cfg = PluginConfig::from_value(&json!({
+            "function_uri": "http://localhost:8765/generic",
+            "authorization": {"apikey": "test_key"},
+            "timeout": 1500.0,
+            "ssl_verify": false,
+            "keepalive": false,
+            "keepalive_timeout": 1000.0,
+            "keepalive_pool": 64.0,
+            "max_req_body_size": 1024,
+            "max_resp_body_size": 2048.0,
+            "unsigned_headers": ["X-Debug-*", "X-Trace"],
+            "_meta": {"disable": false},
+        }))
+        .unwrap();
+        assert_eq!(cfg.apikey.as_deref(), Some("test_key"));
+        assert_eq!(cfg.iam, None);
+        assert_eq!(cfg.endpoint.authority, "localhost:8765");
+        assert_eq!(cfg.endpoint.base_path, "/generic");
+        assert_eq!(cfg.timeout, Duration::from_millis(1500));
+        assert!(!cfg.ssl_verify && !cfg.keepalive);
+        assert_eq!(cfg.keepalive_timeout, Duration::from_secs(1));
+        assert_eq!(cfg.keepalive_pool, 64);
+        assert_eq!(cfg.max_req_body_size, 1024);
+        assert_eq!(cfg.max_resp_body_size, 2048);
+        assert_eq!(cfg.unsigned_headers, ["x-debug-*", "x-trace"]);
+    }
+
+    #[test]
+    fn huge_integers_saturate() {
+        let cfg = PluginConfig::from_value(&json!({
+            "function_uri": "https://h/", "timeout": 1e300, "max_req_body_size": 1e30,
+        }))
+        .unwrap();
+        assert_eq!(cfg.timeout, Duration::from_millis(u64::MAX));
+        assert_eq!(cfg.max_req_body_size, u64::MAX);
+    }
+
+    #[test]
+    fn empty_lua_tables() {
+        // mlua may hand an empty Lua table over as `{}` or `[]`.
+        let cfg = PluginConfig::from_value(&json!({
+            "function_uri": "https://h/", "authorization": [], "unsigned_headers": {},
+        }))
+        .unwrap();
+        assert_eq!((cfg.apikey, cfg.iam), (None, None));
+        assert!(cfg.unsigned_headers.is_empty());
+    }
+
+    #[test]
+    fn invalid_is_refused_with_the_check_message() {
+        assert_eq!(
+            PluginConfig::from_value(&json!({"timeout": 3000})).unwrap_err(),
+            "property \"function_uri\" is required"
+        );
+        assert_eq!(
+            PluginConfig::from_value(&json!("x")).unwrap_err(),
+            "wrong type: expected object, got string"
+        );
+    }
+
+    #[test]
+    fn unresolved_secret_reference_in_function_uri_is_refused() {
+        // check_schema accepts the reference; a literal one reaching access is unusable.
+        assert_eq!(
+            PluginConfig::from_value(&json!({"function_uri": "$env://LAMBDA_URL"})).unwrap_err(),
+            "property \"function_uri\" validation failed: must be an absolute http or https URL"
+        );
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let cfg = PluginConfig::from_value(&json!({
+            "function_uri": "https://h/",
+            "authorization": {
+                "apikey": "APIKEY-VALUE",
+                "iam": {"accesskey": "AKID", "secretkey": "SECRET-VALUE"},
+            },
+        }))
+        .unwrap();
+        let shown = format!("{cfg:?} {:#?}", cfg.iam);
+        assert!(!shown.contains("APIKEY-VALUE"), "{shown}");
+        assert!(!shown.contains("SECRET-VALUE"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("AKID"));
+    }
+}

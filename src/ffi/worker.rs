@@ -1,0 +1,62 @@
+//! Per-worker start and stop.
+
+use std::os::raw::{c_char, c_int};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::{guard, slice, write_errbuf, AWSL_ERROR, AWSL_OK};
+use crate::bridge;
+
+/// Starts this worker's runtime thread and completion socket in directory `dir`
+/// (idempotent per process). On `AWSL_OK`, `out` holds the socket path for the pump;
+/// on `AWSL_ERROR`, a message. `*out_len` is the capacity in, the length written out.
+///
+/// # Safety
+/// `dir` is valid for `dir_len` bytes; `out` is valid for `*out_len` bytes.
+/// # Errors
+/// `AWSL_ERROR` when the directory is not usable or the thread cannot start.
+/// # Panics
+/// Never.
+#[no_mangle]
+pub unsafe extern "C" fn awsl_worker_start(
+    dir: *const c_char,
+    dir_len: usize,
+    out: *mut c_char,
+    out_len: *mut usize,
+) -> c_int {
+    guard(|| {
+        let Some(dir) = slice(dir, dir_len) else {
+            write_errbuf("dir is NULL", out, out_len);
+            return AWSL_ERROR;
+        };
+        let dir = Path::new(std::ffi::OsStr::from_bytes(dir));
+        match bridge::start(dir) {
+            Ok(path) => {
+                let path = path.as_os_str().as_bytes();
+                if out.is_null() || out_len.is_null() || *out_len < path.len() {
+                    return AWSL_ERROR;
+                }
+                std::ptr::copy_nonoverlapping(path.as_ptr(), out.cast::<u8>(), path.len());
+                *out_len = path.len();
+                AWSL_OK
+            }
+            Err(e) => {
+                write_errbuf(&e, out, out_len);
+                AWSL_ERROR
+            }
+        }
+    })
+}
+
+/// Stops this worker's runtime and removes its socket. Call when the worker exits and
+/// nothing is in flight.
+///
+/// # Panics
+/// Never.
+#[no_mangle]
+pub extern "C" fn awsl_worker_stop() -> c_int {
+    guard(|| {
+        bridge::stop();
+        AWSL_OK
+    })
+}

@@ -1,0 +1,361 @@
+//! One call to the function: the client's request in, an [`Outcome`] out.
+//!
+//! This is APISIX's `access` logic (apikey or SigV4, path suffix, query, headers,
+//! body) with the wire fixes of `wire`, run on the worker's runtime thread.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
+use http::{Method, Request};
+use http_body_util::Full;
+
+use crate::bridge::tickets::Outcome;
+use crate::client::{ClientError, Endpoint, Options, Pool};
+use crate::config::PluginConfig;
+use crate::sign::{self, Credentials, SigningConfig};
+use crate::wire;
+
+/// A configured route, built once per plugin configuration and shared by its requests.
+pub struct Route {
+    cfg: PluginConfig,
+    endpoint: Endpoint,
+    opts: Options,
+    signing: Option<(SigningConfig, Credentials)>,
+}
+
+impl Route {
+    pub fn new(cfg: PluginConfig) -> Arc<Self> {
+        let endpoint = Endpoint {
+            tls: cfg.endpoint.tls,
+            host: cfg.endpoint.host.clone(),
+            port: cfg.endpoint.port,
+            ssl_verify: cfg.ssl_verify,
+        };
+        let opts = Options {
+            keepalive: cfg.keepalive,
+            keepalive_timeout: cfg.keepalive_timeout,
+            pool_size: cfg.keepalive_pool,
+            max_body: cfg.max_resp_body_size,
+        };
+        let signing = cfg.iam.as_ref().map(|iam| {
+            (
+                SigningConfig {
+                    region: iam.region.clone(),
+                    service: iam.service.clone(),
+                    normalize_path: true,
+                    sign_body: false,
+                },
+                Credentials::new(iam.access_key.clone(), iam.secret_key.clone(), None),
+            )
+        });
+        Arc::new(Self {
+            cfg,
+            endpoint,
+            opts,
+            signing,
+        })
+    }
+
+    pub fn config(&self) -> &PluginConfig {
+        &self.cfg
+    }
+}
+
+/// The client's request, copied out of nginx.
+pub struct Incoming {
+    pub method: Vec<u8>,
+    /// The route's wildcard suffix, decoded (APISIX's `ctx.curr_req_matched[":ext"]`).
+    pub ext: Option<Vec<u8>>,
+    /// The raw query string (`$args`).
+    pub query: Vec<u8>,
+    /// Request headers as `name:value\n` lines.
+    pub headers: Vec<u8>,
+    pub body: Body,
+}
+
+pub enum Body {
+    Memory(Bytes),
+    /// nginx buffered the body to a file (larger than client_body_buffer_size).
+    File(PathBuf),
+}
+
+/// Makes the call, bounded by the route's timeout.
+pub async fn call(pool: &Pool, route: &Route, incoming: Incoming) -> Outcome {
+    let timeout = route.cfg.timeout;
+    match tokio::time::timeout(timeout, exchange(pool, route, incoming)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::error(
+            504,
+            format!(
+                "function at {} did not answer within {} ms",
+                route.endpoint,
+                timeout.as_millis()
+            ),
+        ),
+    }
+}
+
+async fn exchange(pool: &Pool, route: &Route, incoming: Incoming) -> Outcome {
+    let head_only = incoming.method == b"HEAD";
+    let body = match read_body(route, incoming.body).await {
+        Ok(body) => body,
+        Err(outcome) => return outcome,
+    };
+    let req = match build(
+        route,
+        &incoming.method,
+        incoming.ext.as_deref(),
+        &incoming.query,
+        &incoming.headers,
+        body,
+    ) {
+        Ok(req) => req,
+        Err((status, message)) => return Outcome::error(status, message),
+    };
+    match pool.send(&route.endpoint, &route.opts, req).await {
+        Ok(res) => Outcome::Response {
+            status: res.status,
+            head: response_head(&res.headers, head_only),
+            body: res.body,
+        },
+        Err(err) => {
+            let status = match err {
+                ClientError::Unreachable(_) => 503,
+                ClientError::BadResponse(_) | ClientError::TooLarge(_) => 502,
+            };
+            let message = match err {
+                ClientError::TooLarge(_) => format!("function at {}: {err}", route.endpoint),
+                _ => err.to_string(),
+            };
+            Outcome::error(status, message)
+        }
+    }
+}
+
+async fn read_body(route: &Route, body: Body) -> Result<Bytes, Outcome> {
+    let max = route.cfg.max_req_body_size;
+    let too_large = || {
+        Outcome::error(
+            413,
+            format!("request body larger than max_req_body_size ({max} bytes)"),
+        )
+    };
+    match body {
+        Body::Memory(bytes) if bytes.len() as u64 > max => Err(too_large()),
+        Body::Memory(bytes) => Ok(bytes),
+        Body::File(path) => {
+            let meta = tokio::fs::metadata(&path)
+                .await
+                .map_err(|e| Outcome::error(400, format!("cannot read the request body: {e}")))?;
+            if meta.len() > max {
+                return Err(too_large());
+            }
+            tokio::fs::read(&path)
+                .await
+                .map(Bytes::from)
+                .map_err(|e| Outcome::error(400, format!("cannot read the request body: {e}")))
+        }
+    }
+}
+
+type BuildError = (u16, String);
+
+fn bad_request(message: impl Into<String>) -> BuildError {
+    (400, message.into())
+}
+
+/// Builds the request to the function.
+fn build(
+    route: &Route,
+    method: &[u8],
+    ext: Option<&[u8]>,
+    query: &[u8],
+    raw_headers: &[u8],
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, BuildError> {
+    let cfg = &route.cfg;
+    let method = Method::from_bytes(method).map_err(|_| bad_request("invalid request method"))?;
+    let headers = parse_headers(raw_headers)?;
+
+    // Hop-by-hop headers, and any header the client named in Connection, belong to the
+    // client's connection, not to ours (a forwarded `Connection: close` would make the
+    // function close a pooled connection).
+    let connection_values: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| *n == "connection")
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .collect();
+    let listed = wire::connection_listed(&connection_values);
+    let mut forwarded: Vec<(&str, &[u8])> = headers
+        .iter()
+        .filter(|(n, _)| {
+            !wire::is_hop_by_hop(n)
+                && *n != "host"
+                && *n != "content-length"
+                && !listed.iter().any(|l| l == n)
+        })
+        .map(|(n, v)| (*n, *v))
+        .collect();
+
+    // APISIX's precedence: the configured apikey unless the client sent one; otherwise
+    // SigV4 unless the client sent its own authorization.
+    let has = |name: &str| forwarded.iter().any(|(n, _)| *n == name);
+    let apikey = match &cfg.apikey {
+        Some(key) if !has("x-api-key") => Some(key.as_str()),
+        _ => None,
+    };
+    let signing = match &route.signing {
+        Some(s) if apikey.is_none() && !has("authorization") => Some(s),
+        _ => None,
+    };
+    if signing.is_some() {
+        // The signature's own headers come from the signer; a client's copy (say, a
+        // session token for other credentials) would be signed and make AWS reject it.
+        forwarded.retain(|(n, _)| {
+            !matches!(
+                *n,
+                "x-amz-date" | "x-amz-security-token" | "x-amz-content-sha256"
+            )
+        });
+    }
+
+    let path = wire::join_path(&cfg.endpoint.base_path, ext);
+    let query = if signing.is_some() {
+        // Send exactly the canonical query that is signed.
+        wire::canonical_query(query)
+    } else {
+        wire::sanitize_query(query)
+    };
+    let mut target = path;
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(&query);
+    }
+
+    let mut builder = Request::builder()
+        .method(method.clone())
+        .uri(target.as_str());
+    let out = builder
+        .headers_mut()
+        .ok_or_else(|| bad_request(format!("invalid request path or query: {target}")))?;
+    let authority = HeaderValue::from_str(&cfg.endpoint.authority)
+        .map_err(|_| (500, "invalid function_uri host".to_string()))?;
+    out.insert(HOST, authority);
+    for (name, value) in &forwarded {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad_request("invalid request header name"))?;
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| bad_request(format!("invalid value in request header {name}")))?;
+        out.append(name, value);
+    }
+    if !body.is_empty() || matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+        out.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    if let Some(key) = apikey {
+        let mut value =
+            HeaderValue::from_str(key).map_err(|_| (500, "invalid apikey".to_string()))?;
+        value.set_sensitive(true);
+        out.insert(HeaderName::from_static("x-api-key"), value);
+    }
+    if let Some((signing_cfg, creds)) = signing {
+        let mut to_sign: Vec<(&str, &str)> = Vec::with_capacity(out.len());
+        for (name, value) in out.iter() {
+            if name == HOST || wire::is_unsigned(name.as_str(), &cfg.unsigned_headers) {
+                continue;
+            }
+            let value = value.to_str().map_err(|_| {
+                bad_request(format!(
+                    "request header {name} is not valid UTF-8 and cannot be signed"
+                ))
+            })?;
+            to_sign.push((name.as_str(), value));
+        }
+        let uri = format!(
+            "{}://{}{}",
+            if cfg.endpoint.tls { "https" } else { "http" },
+            cfg.endpoint.authority,
+            target
+        );
+        let signature = sign::sign(
+            signing_cfg,
+            creds,
+            method.as_str(),
+            &uri,
+            &to_sign,
+            &body,
+            SystemTime::now(),
+        )
+        .map_err(|e| (500, format!("signing the request failed: {e}")))?;
+        for (name, value) in signature.headers {
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| (500, "signing produced an invalid header".to_string()))?;
+            value.set_sensitive(true);
+            out.insert(HeaderName::from_static(name), value);
+        }
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|_| bad_request(format!("invalid request path or query: {target}")))
+}
+
+/// Splits `name:value\n` lines (names lowercase, as nginx's Lua API gives them).
+fn parse_headers(raw: &[u8]) -> Result<Vec<(&str, &[u8])>, BuildError> {
+    let mut headers = Vec::new();
+    for line in raw.split(|b| *b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let colon = line
+            .iter()
+            .position(|b| *b == b':')
+            .ok_or_else(|| bad_request("invalid request header"))?;
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if !wire::valid_header_name(name) || !wire::valid_header_value(value) {
+            return Err(bad_request("invalid request header"));
+        }
+        // valid_header_name admits only ASCII token characters.
+        let name = std::str::from_utf8(name).map_err(|_| bad_request("invalid request header"))?;
+        headers.push((name, value));
+    }
+    Ok(headers)
+}
+
+/// hyper lowercases header names; clients of an HTTP/1.1 gateway expect the usual
+/// spelling (`Set-Cookie`), as APISIX passes it on from the function.
+fn push_title_case(out: &mut Vec<u8>, name: &str) {
+    let mut upper = true;
+    for b in name.bytes() {
+        out.push(if upper { b.to_ascii_uppercase() } else { b });
+        upper = b == b'-';
+    }
+}
+
+/// The response headers to hand to nginx, as `name:value\n` lines: without hop-by-hop
+/// headers (nginx frames its own response, and HTTP/2 forbids them) and without
+/// Content-Length, which nginx sets from the body (kept for HEAD, which has none).
+fn response_head(headers: &http::HeaderMap, head_only: bool) -> Vec<u8> {
+    let connection_values: Vec<&str> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let listed = wire::connection_listed(&connection_values);
+    let mut out = Vec::with_capacity(headers.len() * 32);
+    for (name, value) in headers {
+        let n = name.as_str();
+        if wire::is_hop_by_hop(n)
+            || (n == "content-length" && !head_only)
+            || listed.iter().any(|l| l == n)
+        {
+            continue;
+        }
+        push_title_case(&mut out, n);
+        out.push(b':');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}

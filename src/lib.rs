@@ -1,0 +1,19 @@
+//! Native core of the `aws-lambda` plugin for Apache APISIX and OpenResty.
+//!
+//! The core modules know nothing of Lua or C: `config` (schema, validation, defaults),
+//! `wire` (what goes on the wire: path, query, headers), `sign` (SigV4), `client`
+//! (hyper HTTP/1.1 connections in an own pool), `invoke` (one call to the function),
+//! `bridge` (the per-worker runtime and the hand-off to nginx). The edges are `ffi`
+//! (the C ABI for the per-request path) and `lua` (mlua bindings for setup calls).
+
+pub mod bridge;
+pub mod client;
+pub mod config;
+pub mod ffi;
+pub mod invoke;
+mod lua;
+pub mod sign;
+pub mod wire;
+
+/// The crate version, reported by the library, the plugin and the rockspec.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,125 @@
+//! mlua bindings for the setup-level calls: `require("aws_lambda_native")`.
+//!
+//! Configuration crosses here as Lua tables (convenient, and rare: once per route
+//! version). The per-request path uses the C ABI in `ffi` instead, which costs a
+//! fraction of a table-in/table-out mlua call (DESIGN.md).
+
+use mlua::{LightUserData, Lua, LuaSerdeExt, Result as LuaResult, Table, Value};
+
+use crate::config::{self, PluginConfig};
+use crate::ffi::{AwslRoute, HEADER};
+use crate::invoke::Route;
+
+#[mlua::lua_module(name = "aws_lambda_native")]
+fn module(lua: &Lua) -> LuaResult<Table> {
+    let m = lua.create_table()?;
+    m.set("version", crate::VERSION)?;
+    m.set("cdef", cdef(HEADER))?;
+    m.set(
+        "schema",
+        lua.create_function(|lua, ()| lua.to_value(config::schema()))?,
+    )?;
+    m.set("check_schema", lua.create_function(check_schema)?)?;
+    m.set("route_new", lua.create_function(route_new)?)?;
+    m.set(
+        "live_routes",
+        lua.create_function(|_, ()| Ok(AwslRoute::live()))?,
+    )?;
+    Ok(m)
+}
+
+/// `check_schema(conf)`: validates, injects the defaults into `conf` itself, and
+/// returns `true` or `false, message` (APISIX's contract).
+fn check_schema(lua: &Lua, conf: Value) -> LuaResult<(bool, Option<String>)> {
+    let Value::Table(table) = &conf else {
+        return Ok((false, Some(wrong_type(&conf))));
+    };
+    let mut value: serde_json::Value = match lua.from_value(conf.clone()) {
+        Ok(v) => v,
+        Err(e) => return Ok((false, Some(format!("invalid configuration: {e}")))),
+    };
+    match config::check(&mut value) {
+        Ok(injected) => {
+            for default in injected {
+                set_path(lua, table, &default.path, &default.value)?;
+            }
+            Ok((true, None))
+        }
+        Err(message) => Ok((false, Some(message))),
+    }
+}
+
+fn wrong_type(conf: &Value) -> String {
+    format!("wrong type: expected object, got {}", conf.type_name())
+}
+
+fn set_path(lua: &Lua, root: &Table, path: &[String], value: &serde_json::Value) -> LuaResult<()> {
+    let Some((last, parents)) = path.split_last() else {
+        return Ok(());
+    };
+    let mut table = root.clone();
+    for key in parents {
+        match table.raw_get::<Value>(key.as_str())? {
+            Value::Table(t) => table = t,
+            _ => return Ok(()),
+        }
+    }
+    table.raw_set(last.as_str(), lua.to_value(value)?)
+}
+
+/// `route_new(conf)`: a route handle (light userdata, to be cast to `AwslRoute *` and
+/// freed with `awsl_route_free`), or `nil, message`.
+fn route_new(lua: &Lua, conf: Value) -> LuaResult<(Value, Option<String>)> {
+    let fail = |m: String| Ok((Value::Nil, Some(m)));
+    if !matches!(conf, Value::Table(_)) {
+        return fail(wrong_type(&conf));
+    }
+    let mut value: serde_json::Value = match lua.from_value(conf) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("invalid configuration: {e}")),
+    };
+    if let Err(e) = config::check(&mut value) {
+        return fail(e);
+    }
+    let cfg = match PluginConfig::from_value(&value) {
+        Ok(cfg) => cfg,
+        Err(e) => return fail(e),
+    };
+    let ptr = AwslRoute::into_raw(Route::new(cfg));
+    Ok((Value::LightUserData(LightUserData(ptr.cast())), None))
+}
+
+/// The header as LuaJIT's `ffi.cdef` accepts it: no preprocessor lines, and the
+/// `#define` constants as `static const int`, which LuaJIT exposes on the library
+/// namespace.
+pub fn cdef(header: &str) -> String {
+    let mut out = String::with_capacity(header.len());
+    for line in header.lines() {
+        let trimmed = line.trim_start();
+        if let Some(def) = trimmed.strip_prefix("#define ") {
+            let mut parts = def.split_whitespace();
+            if let (Some(name), Some(value), None) = (parts.next(), parts.next(), parts.next()) {
+                out.push_str(&format!("static const int {name} = {value};\n"));
+            }
+            continue;
+        }
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cdef_drops_preprocessor_and_keeps_constants() {
+        let header = "#pragma once\n#include <stdint.h>\n#define AWSL_OK 0\n#define AWSL_AGAIN -2\nint awsl_x(void);\n";
+        assert_eq!(
+            super::cdef(header),
+            "static const int AWSL_OK = 0;\nstatic const int AWSL_AGAIN = -2;\nint awsl_x(void);\n"
+        );
+    }
+}

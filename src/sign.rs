@@ -1,0 +1,464 @@
+//! AWS Signature Version 4 for requests to the function: the project's one signing
+//! entry point.
+//!
+//! The crypto and the canonical request come from the `aws-sigv4` crate; this module only
+//! fixes the settings the plugin needs and turns the crate's panics into errors by
+//! checking its preconditions first.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SessionTokenMode, SignableBody, SignableRequest,
+    SignatureLocation, SigningSettings, UriPathNormalizationMode,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+
+/// Shown as the provider in `aws-credential-types` (it appears in its debug output only).
+const PROVIDER: &str = "aws-lambda-native";
+
+/// AWS credentials, built once per configuration and shared by its requests.
+///
+/// The `aws-sigv4` [`Identity`] is built here rather than per request: it costs two
+/// allocations and a reference count. The secret lives only inside
+/// `aws_credential_types::Credentials`, which zeroes it on drop.
+#[derive(Clone)]
+pub struct Credentials {
+    inner: aws_credential_types::Credentials,
+    identity: Identity,
+}
+
+impl Credentials {
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        session_token: Option<String>,
+    ) -> Self {
+        let inner = aws_credential_types::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token,
+            None,
+            PROVIDER,
+        );
+        let identity = Identity::from(inner.clone());
+        Self { inner, identity }
+    }
+
+    pub fn access_key_id(&self) -> &str {
+        self.inner.access_key_id()
+    }
+
+    pub fn has_session_token(&self) -> bool {
+        self.inner.session_token().is_some()
+    }
+}
+
+/// Never prints the secret or the token: configurations and errors get logged.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.inner.access_key_id())
+            .field("secret_access_key", &"** redacted **")
+            .field(
+                "session_token",
+                &self.inner.session_token().map(|_| "** redacted **"),
+            )
+            .finish()
+    }
+}
+
+/// What to sign for. Built once per configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningConfig {
+    pub region: String,
+    pub service: String,
+    /// Normalize the path (`.`/`..` segments, RFC 3986 §5.2.4) in the canonical request, as
+    /// every service but S3 expects.
+    pub normalize_path: bool,
+    /// Add `x-amz-content-sha256` (the body's hash) as a signed header.
+    pub sign_body: bool,
+}
+
+impl SigningConfig {
+    /// A configuration with the defaults: path normalization on, no body-hash header.
+    pub fn new(region: impl Into<String>, service: impl Into<String>) -> Self {
+        Self {
+            region: region.into(),
+            service: service.into(),
+            normalize_path: true,
+            sign_body: false,
+        }
+    }
+}
+
+/// What the caller adds to the outgoing request.
+pub struct Signature {
+    /// In this order: `authorization`, `x-amz-date`, `x-amz-security-token` (when the
+    /// credentials have a token), `x-amz-content-sha256` (when `sign_body`). Each replaces
+    /// any header of the same name.
+    pub headers: Vec<(&'static str, String)>,
+    /// The signature alone (lowercase hex), as it appears in `authorization`.
+    pub signature: String,
+}
+
+/// Never prints the session token.
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for (name, value) in &self.headers {
+            if *name == "x-amz-security-token" {
+                list.entry(&(name, "** redacted **"));
+            } else {
+                list.entry(&(name, value));
+            }
+        }
+        list.finish()
+    }
+}
+
+/// Why a request could not be signed. The message never holds the secret key or the
+/// token: it is built only from fixed text, the uri and `aws-sigv4`'s fixed messages.
+#[derive(Debug)]
+pub struct SignError(String);
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SignError {}
+
+/// The end of year 9999: `aws-sigv4` formats the time through the `time` crate, which
+/// panics past its range.
+const MAX_UNIX_SECS: u64 = 253_402_300_799;
+
+/// Signs a request for the headers signature location.
+///
+/// `uri` is the absolute, already percent-encoded request URI
+/// (`https://host[:port]/path?query`); the path is encoded a second time in the canonical
+/// request (what `lambda` and `execute-api` expect), and the query is canonicalized (see
+/// `wire::canonical_query`). `headers` are exactly the headers to sign, in any case; `host`
+/// comes from `uri` unless one is passed. `x-amz-date`, `x-amz-security-token` and
+/// `x-amz-content-sha256` passed here are replaced by the signer's own values.
+///
+/// # Errors
+/// An invalid method, uri, header name or value, an empty region or service, or a time
+/// outside 1970..=9999.
+pub fn sign(
+    cfg: &SigningConfig,
+    creds: &Credentials,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Result<Signature, SignError> {
+    check_method(method)?;
+    check_uri(uri)?;
+    check_time(time)?;
+    if cfg.region.is_empty() || cfg.service.is_empty() {
+        return Err(SignError(
+            "signing region and service must not be empty".into(),
+        ));
+    }
+
+    let params = v4::SigningParams::builder()
+        .identity(&creds.identity)
+        .region(&cfg.region)
+        .name(&cfg.service)
+        .time(time)
+        .settings(settings(cfg.normalize_path, cfg.sign_body).clone())
+        .build()
+        .map_err(|e| SignError(format!("signing parameters: {e}")))?
+        .into();
+    let request = SignableRequest::new(
+        method,
+        uri,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| sigv4_error(&e, uri))?;
+    let (instructions, signature) = aws_sigv4::http_request::sign(request, &params)
+        .map_err(|e| sigv4_error(&e, uri))?
+        .into_parts();
+
+    // `Header` keeps its value private, so each one is copied out once.
+    let (out, _) = instructions.into_parts();
+    let mut headers: Vec<(&'static str, String)> = out
+        .iter()
+        .map(|h| (h.name(), h.value().to_owned()))
+        .collect();
+    headers.sort_by_key(|(name, _)| header_rank(name));
+    Ok(Signature { headers, signature })
+}
+
+fn header_rank(name: &str) -> u8 {
+    match name {
+        "authorization" => 0,
+        "x-amz-date" => 1,
+        "x-amz-security-token" => 2,
+        "x-amz-content-sha256" => 3,
+        _ => 4,
+    }
+}
+
+/// The four possible settings, built once: `SigningSettings::default()` allocates the
+/// excluded-header list that is then thrown away.
+fn settings(normalize_path: bool, sign_body: bool) -> &'static SigningSettings {
+    static SETTINGS: OnceLock<[SigningSettings; 4]> = OnceLock::new();
+    let all = SETTINGS.get_or_init(|| {
+        let make = |normalize: bool, body: bool| {
+            let mut s = SigningSettings::default();
+            s.signature_location = SignatureLocation::Headers;
+            // Not S3: services check the path encoded once more than it was sent.
+            s.percent_encoding_mode = PercentEncodingMode::Double;
+            s.uri_path_normalization_mode = if normalize {
+                UriPathNormalizationMode::Enabled
+            } else {
+                UriPathNormalizationMode::Disabled
+            };
+            s.session_token_mode = SessionTokenMode::Include;
+            s.payload_checksum_kind = if body {
+                PayloadChecksumKind::XAmzSha256
+            } else {
+                PayloadChecksumKind::NoHeader
+            };
+            // The caller chooses the signed headers (wire::is_unsigned); the crate's own
+            // list would silently leave some of them out.
+            s.excluded_headers = None;
+            s
+        };
+        [
+            make(false, false),
+            make(false, true),
+            make(true, false),
+            make(true, true),
+        ]
+    });
+    &all[usize::from(normalize_path) * 2 + usize::from(sign_body)]
+}
+
+/// RFC 9110 §9.1: a method is a token. `aws-sigv4` copies it into the canonical request
+/// unchecked, where a newline would forge a different one.
+fn check_method(method: &str) -> Result<(), SignError> {
+    if crate::wire::valid_header_name(method.as_bytes()) {
+        Ok(())
+    } else {
+        Err(SignError("invalid request method".into()))
+    }
+}
+
+/// `aws-sigv4` panics (`expect`) on a uri without an authority when no `host` header is
+/// passed, so only absolute http(s) uris with a host get through.
+fn check_uri(uri: &str) -> Result<(), SignError> {
+    let rest = strip_prefix_ignore_case(uri, "https://")
+        .or_else(|| strip_prefix_ignore_case(uri, "http://"))
+        .ok_or_else(|| SignError(format!("uri to sign is not absolute http(s): {uri}")))?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    // Userinfo is not expected, but the host is what follows it.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        host_port
+    } else {
+        host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+    };
+    if host.is_empty() {
+        return Err(SignError(format!("uri to sign has no host: {uri}")));
+    }
+    Ok(())
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
+fn check_time(time: SystemTime) -> Result<(), SignError> {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) if d.as_secs() <= MAX_UNIX_SECS => Ok(()),
+        _ => Err(SignError("signing time out of range".into())),
+    }
+}
+
+/// `aws-sigv4`'s messages are fixed text; the source says which part was invalid.
+fn sigv4_error(e: &dyn std::error::Error, uri: &str) -> SignError {
+    let mut message = format!("{e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    if message.contains("uri") {
+        message.push_str(" (");
+        message.push_str(uri);
+        message.push(')');
+    }
+    SignError(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    const TOKEN: &str = "session-token-value";
+
+    fn time() -> SystemTime {
+        // 2015-08-30T12:36:00Z
+        UNIX_EPOCH + Duration::from_secs(1_440_938_160)
+    }
+
+    fn cfg() -> SigningConfig {
+        SigningConfig::new("us-east-1", "service")
+    }
+
+    #[test]
+    fn vanilla_get() {
+        let creds = Credentials::new("AKIDEXAMPLE", SECRET, None);
+        let sig = sign(
+            &cfg(),
+            &creds,
+            "GET",
+            "https://example.amazonaws.com/",
+            &[],
+            b"",
+            time(),
+        )
+        .unwrap();
+        // The get-vanilla vector of the AWS signing test suite.
+        assert_eq!(
+            sig.signature,
+            "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+        );
+        let names: Vec<&str> = sig.headers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["authorization", "x-amz-date"]);
+        assert_eq!(sig.headers[1].1, "20150830T123600Z");
+    }
+
+    #[test]
+    fn header_order_with_token_and_body_hash() {
+        let creds = Credentials::new("AKIDEXAMPLE", SECRET, Some(TOKEN.into()));
+        let mut cfg = cfg();
+        cfg.sign_body = true;
+        let sig = sign(
+            &cfg,
+            &creds,
+            "POST",
+            "https://example.amazonaws.com/",
+            &[],
+            b"{}",
+            time(),
+        )
+        .unwrap();
+        let names: Vec<&str> = sig.headers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "authorization",
+                "x-amz-date",
+                "x-amz-security-token",
+                "x-amz-content-sha256"
+            ]
+        );
+        assert!(sig.headers[0]
+            .1
+            .contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,"));
+        assert_eq!(sig.headers[2].1, TOKEN);
+    }
+
+    #[test]
+    fn no_default_exclusions() {
+        // aws-sigv4's default settings would leave user-agent out of the signature.
+        let creds = Credentials::new("AKIDEXAMPLE", SECRET, None);
+        let sig = sign(
+            &cfg(),
+            &creds,
+            "GET",
+            "https://example.amazonaws.com/",
+            &[("User-Agent", "x"), ("X-Amzn-Trace-Id", "y")],
+            b"",
+            time(),
+        )
+        .unwrap();
+        assert!(sig.headers[0]
+            .1
+            .contains("SignedHeaders=host;user-agent;x-amz-date;x-amzn-trace-id,"));
+    }
+
+    #[test]
+    fn host_from_uri_or_header() {
+        let creds = Credentials::new("AKIDEXAMPLE", SECRET, None);
+        let sign_with = |uri: &str, headers: &[(&str, &str)]| {
+            sign(&cfg(), &creds, "GET", uri, headers, b"", time())
+                .unwrap()
+                .signature
+        };
+        let plain = sign_with("https://example.amazonaws.com/", &[]);
+        // The default port is not part of the host header.
+        assert_eq!(plain, sign_with("https://example.amazonaws.com:443/", &[]));
+        assert_ne!(plain, sign_with("https://example.amazonaws.com:8443/", &[]));
+        assert_eq!(
+            plain,
+            sign_with("https://other/", &[("Host", "example.amazonaws.com")])
+        );
+    }
+
+    #[test]
+    fn rejects_instead_of_panicking() {
+        let creds = Credentials::new("AKIDEXAMPLE", SECRET, Some(TOKEN.into()));
+        let bad_uris = [
+            "/relative",
+            "example.amazonaws.com/",
+            "https:///path",
+            "https://:443/",
+            "https://user@/",
+            "ftp://host/",
+            "",
+            "https://host/with space",
+            "https://host/\n",
+        ];
+        for uri in bad_uris {
+            let err = sign(&cfg(), &creds, "GET", uri, &[], b"", time())
+                .err()
+                .unwrap_or_else(|| panic!("{uri:?} was accepted"));
+            assert!(!err.to_string().contains(SECRET));
+            assert!(!err.to_string().contains(TOKEN));
+        }
+        let uri = "https://h/";
+        for (name, value) in [("bad name", "v"), ("x", "a\nb"), ("", "v")] {
+            assert!(sign(&cfg(), &creds, "GET", uri, &[(name, value)], b"", time()).is_err());
+        }
+        assert!(sign(&cfg(), &creds, "GET\nX", uri, &[], b"", time()).is_err());
+        assert!(sign(&cfg(), &creds, "", uri, &[], b"", time()).is_err());
+        let far = UNIX_EPOCH + Duration::from_secs(MAX_UNIX_SECS + 1);
+        assert!(sign(&cfg(), &creds, "GET", uri, &[], b"", far).is_err());
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert!(sign(&cfg(), &creds, "GET", uri, &[], b"", before).is_err());
+        let mut empty = cfg();
+        empty.region.clear();
+        assert!(sign(&empty, &creds, "GET", uri, &[], b"", time()).is_err());
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let creds = Credentials::new("AKIDEXAMPLE", SECRET, Some(TOKEN.into()));
+        let shown = format!("{creds:?}");
+        assert!(shown.contains("AKIDEXAMPLE"));
+        assert!(!shown.contains(SECRET));
+        assert!(!shown.contains(TOKEN));
+
+        let sig = sign(&cfg(), &creds, "GET", "https://h/", &[], b"", time()).unwrap();
+        assert!(!format!("{sig:?}").contains(TOKEN));
+    }
+}
