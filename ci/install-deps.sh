@@ -15,9 +15,9 @@ for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
         || missing+=("$pkg")
 done
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 if ((${#missing[@]})); then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing Debian packages: ${missing[*]}"
     $sudo apt-get update -qq
     # The nginx package's postinst tries to start the service; this project never
@@ -27,9 +27,14 @@ if ((${#missing[@]})); then
 fi
 
 # botocore verifies signatures in the mock function (an implementation we did not write).
-if ! python3 -c "import botocore" 2>/dev/null; then
+# pip where python3 allows it; Debian's own python3 (PEP 668) gets Debian's package, and
+# t/TestAWSLambda.pm and ci/demo.sh fall back to /usr/bin/python3.
+if ! python3 -c "import botocore" 2>/dev/null \
+        && ! /usr/bin/python3 -c "import botocore" 2>/dev/null; then
     echo "installing Python packages: botocore"
-    python3 -m pip install --quiet botocore
+    if ! python3 -m pip install --quiet botocore 2>/dev/null; then
+        DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq python3-botocore >/dev/null
+    fi
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -89,7 +89,10 @@ my $probe = sub {
 };
 
 my $start_mock = sub {
-    my $python = $ENV{TEST_NGINX_PYTHON} || 'python3';
+    # the first python3 that has botocore (pyenv's, or Debian's python3-botocore)
+    my $python = $ENV{TEST_NGINX_PYTHON}
+        || ((grep { system("$_ -c 'import botocore' 2>/dev/null") == 0 }
+             'python3', '/usr/bin/python3')[0] // 'python3');
     my $log = $ENV{TEST_NGINX_MOCK_LOG} || "$root/t/servroot-mock.log";
     if (open my $out, '>>', $log) {
         print $out "=== $0: mock on port $mock_port\n";
