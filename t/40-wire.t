@@ -124,3 +124,37 @@ one pooled connection
     }
 --- response_body
 200 aws lambda invoked
+
+
+
+=== TEST 6: very many headers and a long query string are all forwarded and signed
+--- plugin_conf
+{
+    function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
+    authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+}
+--- config
+    location /t {
+        content_by_lua_block {
+            local headers = {}
+            for i = 1, 150 do
+                headers["X-Many-" .. i] = "value-" .. i
+            end
+            local args = {}
+            for i = 1, 300 do
+                args[i] = "k" .. i .. "=" .. string.rep("v", 10)
+            end
+            local res = assert(require("client").request({
+                path = "/aws?" .. table.concat(args, "&"), headers = headers }))
+            if res.status ~= 200 or not res.body:find("\nquery: ") then
+                ngx.say(res.status, " ", res.body)
+                return
+            end
+            local _, n = res.body:gsub("\nheader: x%-many%-%d+: value%-%d+", "")
+            ngx.say(res.status, " ", n, " headers, query of ",
+                    #res.body:match("\nquery: ([^\n]*)"), " bytes, signature ",
+                    res.body:match("\nsignature: (%S+)"))
+        }
+    }
+--- response_body
+200 150 headers, query of 4691 bytes, signature ok

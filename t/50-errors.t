@@ -119,8 +119,8 @@ connecting to no-such-host.invalid:80 failed
 --- request
 GET /aws/3000
 --- error_code: 504
---- error_log
-function at 127.0.0.1:1990 did not answer within 200 ms
+--- error_log eval
+"function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} did not answer within 200 ms"
 
 
 
@@ -133,8 +133,8 @@ function at 127.0.0.1:1990 did not answer within 200 ms
 --- request
 GET /aws
 --- error_code: 502
---- error_log
-request to 127.0.0.1:1990 failed
+--- error_log eval
+"request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed"
 
 
 
@@ -144,8 +144,8 @@ request to 127.0.0.1:1990 failed
 --- request
 GET /aws
 --- error_code: 502
---- error_log
-request to 127.0.0.1:1990 failed
+--- error_log eval
+"request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed"
 
 
 
@@ -155,8 +155,8 @@ request to 127.0.0.1:1990 failed
 --- request
 GET /aws
 --- error_code: 502
---- error_log
-reading the response from 127.0.0.1:1990 failed
+--- error_log eval
+"reading the response from 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed"
 
 
 
@@ -218,8 +218,8 @@ GET /t
 /aws/httptrigger 200
 /aws/headers-only 502
 /aws/httptrigger 200
---- error_log
-request to 127.0.0.1:1990 failed
+--- error_log eval
+"request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed"
 
 
 
@@ -265,3 +265,45 @@ GET /t
 200 true
 --- no_error_log
 [error]
+
+
+
+=== TEST 17: memory stays bounded whatever the function sends (70 MB answers over the limit)
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT", timeout = 30000 }
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            local function rss_mb()
+                for line in io.lines("/proc/self/status") do
+                    local kb = line:match("^VmRSS:%s+(%d+)")
+                    if kb then
+                        return tonumber(kb) / 1024
+                    end
+                end
+            end
+            -- warm up the worker's runtime and pool
+            assert(client.request({ path = "/aws/httptrigger" }))
+            local before = rss_mb()
+            local statuses = {}
+            for _, path in ipairs({ "/aws/big/70000000", "/aws/chunked/70000000" }) do
+                local res = assert(client.request({ path = path, timeout = 30000 }))
+                statuses[#statuses + 1] = res.status
+            end
+            local growth = rss_mb() - before
+            ngx.log(ngx.INFO, "worker RSS grew by ", growth, " MB")
+            ngx.say(table.concat(statuses, " "))
+            -- The default limit is 20 MiB: at most that much is ever buffered
+            -- (APISIX's plugin grows by the whole 70 MB, and more).
+            ngx.say("bounded: ", growth < 45)
+        }
+    }
+--- request
+GET /t
+--- timeout: 60
+--- response_body
+502 502
+bounded: true
+--- error_log
+response body larger than max_resp_body_size (20971520 bytes)

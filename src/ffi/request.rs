@@ -75,9 +75,6 @@ pub unsafe extern "C" fn awsl_request_submit(
             return fail("NULL argument");
         }
         let (route, req) = (&*route, &*req);
-        let Some(worker) = bridge::current() else {
-            return fail("the worker was not started in this process");
-        };
         let (Some(method), Some(ext), Some(query), Some(headers), Some(body), Some(file)) = (
             slice(req.method, req.method_len),
             slice(req.ext, req.ext_len),
@@ -87,6 +84,9 @@ pub unsafe extern "C" fn awsl_request_submit(
             slice(req.body_file, req.body_file_len),
         ) else {
             return fail("NULL pointer with a length in the request");
+        };
+        let Some(worker) = bridge::current() else {
+            return fail("the worker was not started in this process");
         };
         let body = if file.is_empty() {
             Body::Memory(Bytes::copy_from_slice(body))
@@ -182,4 +182,165 @@ pub extern "C" fn awsl_ticket_cancel(ticket: u32) -> c_int {
             AWSL_DECLINED
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PluginConfig;
+    use crate::invoke::Route;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    fn request<'a>(method: &'a str, headers: &'a str) -> AwslRequest {
+        AwslRequest {
+            method: method.as_ptr().cast(),
+            method_len: method.len(),
+            ext: std::ptr::null(),
+            ext_len: 0,
+            has_ext: 0,
+            query: std::ptr::null(),
+            query_len: 0,
+            headers: headers.as_ptr().cast(),
+            headers_len: headers.len(),
+            body: std::ptr::null(),
+            body_len: 0,
+            body_file: std::ptr::null(),
+            body_file_len: 0,
+        }
+    }
+
+    fn route(uri: &str) -> *mut AwslRoute {
+        let mut conf = serde_json::json!({ "function_uri": uri, "timeout": 2000 });
+        crate::config::check(&mut conf).expect("valid");
+        let cfg = PluginConfig::from_value(&conf).expect("config");
+        AwslRoute::into_raw(Route::new(cfg))
+    }
+
+    fn errbuf() -> ([c_char; 64], usize) {
+        ([0; 64], 64)
+    }
+
+    fn text(buf: &[c_char], len: usize) -> String {
+        String::from_utf8_lossy(&buf[..len].iter().map(|c| *c as u8).collect::<Vec<_>>())
+            .into_owned()
+    }
+
+    #[test]
+    fn null_arguments_are_errors_not_crashes() {
+        let req = request("GET", "");
+        let mut ticket = 0u32;
+        let (mut err, mut len) = errbuf();
+        let rc = unsafe {
+            awsl_request_submit(
+                std::ptr::null(),
+                &req,
+                &mut ticket,
+                err.as_mut_ptr(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, AWSL_ERROR);
+        assert_eq!(text(&err, len), "NULL argument");
+        let rc = unsafe { awsl_ticket_take(1, std::ptr::null_mut(), std::ptr::null_mut(), 0) };
+        assert_eq!(rc, AWSL_ERROR);
+        unsafe { crate::ffi::awsl_route_free(std::ptr::null_mut()) };
+    }
+
+    #[test]
+    fn a_pointer_without_bytes_is_refused() {
+        let r = route("http://127.0.0.1:1/");
+        let mut req = request("GET", "");
+        req.query_len = 5; // NULL query with a length
+        let mut ticket = 0u32;
+        let (mut err, mut len) = errbuf();
+        let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
+        assert_eq!(rc, AWSL_ERROR);
+        assert_eq!(text(&err, len), "NULL pointer with a length in the request");
+        unsafe { crate::ffi::awsl_route_free(r) };
+    }
+
+    #[test]
+    fn unknown_tickets_are_declined() {
+        let mut out = AwslResponse {
+            status: 0,
+            is_error: 0,
+            head_len: 0,
+            body_len: 0,
+        };
+        let rc = unsafe { awsl_ticket_take(u32::MAX - 7, &mut out, std::ptr::null_mut(), 0) };
+        assert_eq!(rc, AWSL_DECLINED);
+        assert_eq!(awsl_ticket_cancel(u32::MAX - 7), AWSL_DECLINED);
+    }
+
+    // The whole hand-off through the C ABI: start, submit, the completion on the pump
+    // socket, a too-small buffer, take, and the ticket gone afterwards.
+    #[test]
+    fn round_trip_through_the_c_abi() {
+        let dir = std::env::temp_dir().join(format!("awsl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let dir_s = dir.to_str().expect("utf-8");
+        let mut path = [0 as c_char; 512];
+        let mut path_len = path.len();
+        let rc = unsafe {
+            crate::ffi::awsl_worker_start(
+                dir_s.as_ptr().cast(),
+                dir_s.len(),
+                path.as_mut_ptr(),
+                &mut path_len,
+            )
+        };
+        assert_eq!(rc, AWSL_OK);
+        let mut pump = UnixStream::connect(text(&path, path_len)).expect("pump connects");
+
+        // Nothing listens on port 1: the outcome is an error to answer with 503.
+        let r = route("http://127.0.0.1:1/fn");
+        let req = request("GET", "x-test:1\n");
+        let mut ticket = 0u32;
+        let (mut err, mut len) = errbuf();
+        let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
+        assert_eq!(rc, AWSL_OK, "{}", text(&err, len));
+        unsafe { crate::ffi::awsl_route_free(r) }; // in-flight requests keep the route
+
+        pump.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut id = [0u8; 4];
+        pump.read_exact(&mut id).expect("completion on the pump");
+        assert_eq!(u32::from_le_bytes(id), ticket);
+
+        let mut out = AwslResponse {
+            status: 0,
+            is_error: 0,
+            head_len: 0,
+            body_len: 0,
+        };
+        let rc = unsafe { awsl_ticket_take(ticket, &mut out, std::ptr::null_mut(), 0) };
+        assert_eq!(rc, AWSL_TOO_SMALL);
+        assert_eq!((out.status, out.is_error), (503, 1));
+        let mut buf = vec![0 as c_char; out.body_len];
+        let rc = unsafe { awsl_ticket_take(ticket, &mut out, buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(rc, AWSL_OK);
+        assert!(text(&buf, out.body_len).contains("127.0.0.1:1"));
+        let rc = unsafe { awsl_ticket_take(ticket, &mut out, buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(rc, AWSL_DECLINED, "a ticket is taken once");
+
+        // A cancelled ticket's outcome is dropped when it arrives.
+        let r = route("http://127.0.0.1:1/fn");
+        let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
+        assert_eq!(rc, AWSL_OK);
+        assert_eq!(awsl_ticket_cancel(ticket), AWSL_OK);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::bridge::current().is_some_and(|w| !w.tickets().lock().is_empty())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(crate::bridge::current().is_some_and(|w| w.tickets().lock().is_empty()));
+        unsafe { crate::ffi::awsl_route_free(r) };
+
+        assert_eq!(crate::ffi::awsl_worker_stop(), AWSL_OK);
+        assert!(!std::path::Path::new(&text(&path, path_len)).exists());
+        let _ = std::fs::remove_dir(&dir);
+    }
 }

@@ -41,6 +41,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
+import http.client
+
+# Tests send requests with more headers than http.server's default limit of 100,
+# which API Gateway and Lambda function URLs accept.
+http.client._MAXHEADERS = 1000
+
 # access key -> secret key
 TEST_KEYS = {
     "AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
