@@ -25,6 +25,12 @@ fn module(lua: &Lua) -> LuaResult<Table> {
         "live_routes",
         lua.create_function(|_, ()| Ok(AwslRoute::live()))?,
     )?;
+    m.set(
+        "tickets",
+        lua.create_function(|_, ()| {
+            Ok(crate::bridge::current().map_or(0, |w| w.tickets().lock().len()))
+        })?,
+    )?;
     Ok(m)
 }
 

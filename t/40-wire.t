@@ -158,3 +158,32 @@ one pooled connection
     }
 --- response_body
 200 150 headers, query of 4691 bytes, signature ok
+
+
+
+=== TEST 7: a client that goes away while its call is in flight leaves nothing waiting
+--- http_config
+    lua_check_client_abort on;
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/sleep" }
+--- config
+    location /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            assert(sock:send("GET /aws/300 HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+            ngx.sleep(0.1)
+            sock:close()
+            local stats = require("apisix.plugins.aws-lambda.native").stats
+            ngx.say("waiting while in flight: ", stats().waiting)
+            ngx.sleep(0.6)
+            ngx.say("waiting after the call ended: ", stats().waiting)
+            ngx.say("untaken outcomes held until they expire: ", stats().tickets)
+        }
+    }
+--- response_body
+waiting while in flight: 1
+waiting after the call ended: 0
+untaken outcomes held until they expire: 1
+--- no_error_log
+[error]

@@ -117,8 +117,13 @@ local function post_completions(data)
     local n = #data - #data % 4
     local ids = ffi_cast("const uint32_t *", data)
     for i = 0, n / 4 - 1 do
-        local sema = waiting[tonumber(ids[i])]
+        local id = tonumber(ids[i])
+        local sema = waiting[id]
         if sema then
+            -- The pump, not the waiter, forgets the ticket: a waiter can be killed
+            -- (client abort with lua_check_client_abort) and would never do it.
+            waiting[id] = nil
+            state.nwaiting = state.nwaiting - 1
             sema:post(1)
         end
     end
@@ -266,10 +271,12 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
     -- The runtime answers by the route's timeout; the margin only guards against a
     -- runtime that died.
     local waited, werr = sema:wait(timeout_ms / 1000 + 1)
-    waiting[id] = nil
-    state.nwaiting = state.nwaiting - 1
     if not waited then
-        -- This semaphore may still be posted later: do not reuse it.
+        if waiting[id] then
+            waiting[id] = nil
+            state.nwaiting = state.nwaiting - 1
+        end
+        -- This semaphore may still be posted: do not reuse it.
         C.awsl_ticket_cancel(id)
         stop_if_idle()
         ngx_log(WARN, "aws-lambda: no completion for ticket ", id, ": ", werr)
@@ -298,6 +305,8 @@ function _M.stats()
         free_semaphores = #free_semas,
         socket = state.socket_path,
         live_routes = lib_lua.live_routes(),
+        -- tickets the runtime holds: in flight, or finished and not yet taken
+        tickets = lib_lua.tickets(),
     }
 end
 
