@@ -41,12 +41,16 @@ impl Route {
             max_body: cfg.max_resp_body_size,
         };
         let signing = cfg.iam.as_ref().map(|iam| {
+            // SigV4's canonical URI: every service but S3 normalizes the path and
+            // encodes each segment twice.
+            let not_s3 = iam.service != "s3";
             (
                 SigningConfig {
                     region: iam.region.clone(),
                     service: iam.service.clone(),
-                    normalize_path: true,
+                    normalize_path: not_s3,
                     sign_body: false,
+                    double_encode_path: not_s3,
                 },
                 Credentials::new(iam.access_key.clone(), iam.secret_key.clone(), None),
             )

@@ -80,16 +80,21 @@ pub struct SigningConfig {
     pub normalize_path: bool,
     /// Add `x-amz-content-sha256` (the body's hash) as a signed header.
     pub sign_body: bool,
+    /// Encode each path segment twice in the canonical request, as every service but S3
+    /// requires (true by default).
+    pub double_encode_path: bool,
 }
 
 impl SigningConfig {
-    /// A configuration with the defaults: path normalization on, no body-hash header.
+    /// A configuration with the defaults: path normalization on, no body-hash header, the
+    /// path encoded twice.
     pub fn new(region: impl Into<String>, service: impl Into<String>) -> Self {
         Self {
             region: region.into(),
             service: service.into(),
             normalize_path: true,
             sign_body: false,
+            double_encode_path: true,
         }
     }
 }
@@ -140,7 +145,8 @@ const MAX_UNIX_SECS: u64 = 253_402_300_799;
 ///
 /// `uri` is the absolute, already percent-encoded request URI
 /// (`https://host[:port]/path?query`); the path is encoded a second time in the canonical
-/// request (what `lambda` and `execute-api` expect), and the query is canonicalized (see
+/// request (what `lambda` and `execute-api` expect) unless `cfg.double_encode_path` is off
+/// (S3), and the query is canonicalized (see
 /// `wire::canonical_query`). `headers` are exactly the headers to sign, in any case; `host`
 /// comes from `uri` unless one is passed. `x-amz-date`, `x-amz-security-token` and
 /// `x-amz-content-sha256` passed here are replaced by the signer's own values.
@@ -171,7 +177,7 @@ pub fn sign(
         .region(&cfg.region)
         .name(&cfg.service)
         .time(time)
-        .settings(settings(cfg.normalize_path, cfg.sign_body).clone())
+        .settings(settings(cfg).clone())
         .build()
         .map_err(|e| SignError(format!("signing parameters: {e}")))?
         .into();
@@ -206,16 +212,22 @@ fn header_rank(name: &str) -> u8 {
     }
 }
 
-/// The four possible settings, built once: `SigningSettings::default()` allocates the
+/// The eight possible settings, built once: `SigningSettings::default()` allocates the
 /// excluded-header list that is then thrown away.
-fn settings(normalize_path: bool, sign_body: bool) -> &'static SigningSettings {
-    static SETTINGS: OnceLock<[SigningSettings; 4]> = OnceLock::new();
+fn settings(cfg: &SigningConfig) -> &'static SigningSettings {
+    static SETTINGS: OnceLock<[SigningSettings; 8]> = OnceLock::new();
     let all = SETTINGS.get_or_init(|| {
-        let make = |normalize: bool, body: bool| {
+        // Entry i has normalize_path = bit 2, sign_body = bit 1, double_encode_path = bit 0.
+        std::array::from_fn(|i| {
+            let (normalize, body, double) = (i & 4 != 0, i & 2 != 0, i & 1 != 0);
             let mut s = SigningSettings::default();
             s.signature_location = SignatureLocation::Headers;
-            // Not S3: services check the path encoded once more than it was sent.
-            s.percent_encoding_mode = PercentEncodingMode::Double;
+            // Every service but S3 checks the path encoded once more than it was sent.
+            s.percent_encoding_mode = if double {
+                PercentEncodingMode::Double
+            } else {
+                PercentEncodingMode::Single
+            };
             s.uri_path_normalization_mode = if normalize {
                 UriPathNormalizationMode::Enabled
             } else {
@@ -231,15 +243,11 @@ fn settings(normalize_path: bool, sign_body: bool) -> &'static SigningSettings {
             // list would silently leave some of them out.
             s.excluded_headers = None;
             s
-        };
-        [
-            make(false, false),
-            make(false, true),
-            make(true, false),
-            make(true, true),
-        ]
+        })
     });
-    &all[usize::from(normalize_path) * 2 + usize::from(sign_body)]
+    &all[usize::from(cfg.normalize_path) * 4
+        + usize::from(cfg.sign_body) * 2
+        + usize::from(cfg.double_encode_path)]
 }
 
 /// RFC 9110 §9.1: a method is a token. `aws-sigv4` copies it into the canonical request
@@ -428,12 +436,16 @@ mod tests {
             "https://host/with space",
             "https://host/\n",
         ];
-        for uri in bad_uris {
-            let err = sign(&cfg(), &creds, "GET", uri, &[], b"", time())
-                .err()
-                .unwrap_or_else(|| panic!("{uri:?} was accepted"));
-            assert!(!err.to_string().contains(SECRET));
-            assert!(!err.to_string().contains(TOKEN));
+        let mut single = cfg();
+        single.double_encode_path = false;
+        for cfg in [cfg(), single] {
+            for uri in bad_uris {
+                let err = sign(&cfg, &creds, "GET", uri, &[], b"", time())
+                    .err()
+                    .unwrap_or_else(|| panic!("{uri:?} was accepted ({cfg:?})"));
+                assert!(!err.to_string().contains(SECRET));
+                assert!(!err.to_string().contains(TOKEN));
+            }
         }
         let uri = "https://h/";
         for (name, value) in [("bad name", "v"), ("x", "a\nb"), ("", "v")] {
@@ -448,6 +460,89 @@ mod tests {
         let mut empty = cfg();
         empty.region.clear();
         assert!(sign(&empty, &creds, "GET", uri, &[], b"", time()).is_err());
+    }
+
+    #[test]
+    fn double_or_single_path_encoding() {
+        let creds = Credentials::new("AKIDEXAMPLE", SECRET, None);
+        let sign_path = |cfg: &SigningConfig, uri: &str| {
+            sign(cfg, &creds, "GET", uri, &[], b"", time())
+                .unwrap()
+                .signature
+        };
+        let double = cfg();
+        assert!(double.double_encode_path, "double encoding is the default");
+        let mut single = cfg();
+        single.double_encode_path = false;
+
+        let uri = "https://example.amazonaws.com/example%20space/";
+        // Single encoding signs `/example%20space/`: the get-space-normalized vector of the
+        // AWS signing test suite (which assumes S3-style encoding).
+        assert_eq!(
+            sign_path(&single, uri),
+            "652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741"
+        );
+        // Double encoding signs `/example%2520space/`.
+        assert_ne!(sign_path(&double, uri), sign_path(&single, uri));
+        // A path with nothing to encode signs the same either way (get-vanilla).
+        let plain = "https://example.amazonaws.com/";
+        assert_eq!(sign_path(&double, plain), sign_path(&single, plain));
+
+        // The double-url-encode vector (botocore's non-S3 signing of a Lambda invoke): the
+        // canonical path has `%253A` for the `%3A` sent, and only double encoding matches.
+        let mut lambda = SigningConfig::new("us-east-2", "lambda");
+        let uri = "https://lambda.us-east-2.amazonaws.com/2015-03-31/functions/\
+                   arn%3Aaws%3Alambda%3Aus-west-2%3A892717189312%3Afunction%3Amy-rusty-fun/\
+                   invocations";
+        // 2021-05-11T15:40:45Z
+        let at = UNIX_EPOCH + Duration::from_secs(1_620_747_645);
+        let sign_lambda = |cfg: &SigningConfig| {
+            sign(cfg, &creds, "POST", uri, &[], b"", at)
+                .unwrap()
+                .signature
+        };
+        let expected = "4b93abbcc68be32bd64c18e2c71150660ab4c29bbd6c32a383a7517a88fc1804";
+        assert_eq!(sign_lambda(&lambda), expected);
+        lambda.double_encode_path = false;
+        assert_ne!(sign_lambda(&lambda), expected);
+    }
+
+    #[test]
+    fn cached_settings_follow_the_config() {
+        for i in 0..8 {
+            let mut c = cfg();
+            c.normalize_path = i & 4 != 0;
+            c.sign_body = i & 2 != 0;
+            c.double_encode_path = i & 1 != 0;
+            let s = settings(&c);
+            assert_eq!(
+                s.uri_path_normalization_mode,
+                if c.normalize_path {
+                    UriPathNormalizationMode::Enabled
+                } else {
+                    UriPathNormalizationMode::Disabled
+                }
+            );
+            assert_eq!(
+                s.payload_checksum_kind,
+                if c.sign_body {
+                    PayloadChecksumKind::XAmzSha256
+                } else {
+                    PayloadChecksumKind::NoHeader
+                }
+            );
+            assert_eq!(
+                s.percent_encoding_mode,
+                if c.double_encode_path {
+                    PercentEncodingMode::Double
+                } else {
+                    PercentEncodingMode::Single
+                }
+            );
+            assert_eq!(s.signature_location, SignatureLocation::Headers);
+            assert_eq!(s.session_token_mode, SessionTokenMode::Include);
+            assert!(s.excluded_headers.is_none());
+        }
     }
 
     #[test]
