@@ -2,17 +2,6 @@
 # function, and what comes back to the client.
 use t::TestAWSLambda 'no_plan';
 
-repeat_each(1);
-no_shuffle();
-no_long_string();
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[error]\n[alert]");
-    }
-});
-
 run_tests();
 
 __DATA__

@@ -2,15 +2,10 @@
 # with botocore over exactly the headers named in SignedHeaders, as AWS does.
 use t::TestAWSLambda 'no_plan';
 
-repeat_each(1);
-no_shuffle();
-no_long_string();
+push @t::TestAWSLambda::NeverLogged, "wJalrXUtnFEMI";
 
 add_block_preprocessor(sub {
     my $block = shift;
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[error]\n[alert]\nwJalrXUtnFEMI");
-    }
     if (!defined $block->plugin_conf && !defined $block->config) {
         $block->set_value('plugin_conf', <<'_EOC_');
 {

@@ -2,18 +2,6 @@
 # connection, and pooled connections to the function survive the client's choices.
 use t::TestAWSLambda 'no_plan';
 
-repeat_each(1);
-no_shuffle();
-no_long_string();
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[error]\n[alert]");
-    }
-    $block->set_value('request', 'GET /t') if !defined $block->request;
-});
-
 run_tests();
 
 __DATA__

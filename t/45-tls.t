@@ -3,10 +3,6 @@ use t::TestAWSLambda 'no_plan';
 
 $ENV{TEST_NGINX_TLS_PORT} //= 1986;
 
-repeat_each(1);
-no_shuffle();
-no_long_string();
-
 add_block_preprocessor(sub {
     my $block = shift;
     my $http_config = $block->http_config // '';

@@ -3,9 +3,6 @@
 # fast route on the same worker answers while they are in flight.
 use t::TestAWSLambda 'no_plan';
 
-repeat_each(1);
-no_shuffle();
-no_long_string();
 master_on();
 workers(1);
 worker_connections(1024);

@@ -2,16 +2,6 @@
 # freeing native route handles.
 use t::TestAWSLambda 'no_plan';
 
-repeat_each(1);
-no_shuffle();
-no_long_string();
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('request', 'GET /t') if !defined $block->request;
-    $block->set_value('no_error_log', "[error]\n[alert]") if !defined $block->no_error_log;
-});
-
 run_tests();
 
 __DATA__

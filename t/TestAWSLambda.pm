@@ -18,9 +18,12 @@ package t::TestAWSLambda;
 #   TEST_NGINX_HTML_DIR for $TEST_NGINX_* substitution in sections, and
 #   exports them as $root and $mock_port;
 # - prepends lua_package_path / lua_package_cpath (lua/, t/lib/, build/lib/)
-#   to every block's http_config (unless the block sets them itself), and
-#   gives a block that has neither --- error_log nor --- no_error_log a
-#   --- no_error_log of [alert] and [emerg];
+#   to every block's http_config (unless the block sets them itself), gives
+#   a block without --- no_error_log one of [alert] and [emerg] (and [error]
+#   unless it expects an --- error_log), and a block without
+#   --- request a `GET /t`; blocks run once each, in order;
+# - adds every string in @t::TestAWSLambda::NeverLogged (secrets) to every
+#   block's --- no_error_log;
 # - turns a --- plugin_conf section (a Lua expression for the plugin's
 #   configuration table) into the plugin on two routes, the way APISIX runs
 #   it in its access phase: `location = /aws` (no path suffix) and
@@ -37,6 +40,9 @@ use File::Basename ();
 use File::Spec ();
 
 our ($root, $mock_port);
+
+# Strings (secrets) that no block's error.log may contain, whatever it tests.
+our @NeverLogged;
 
 BEGIN {
     $root = Cwd::abs_path(File::Spec->catdir(File::Basename::dirname(__FILE__), '..'));
@@ -60,6 +66,10 @@ use POSIX ();
 use Time::HiRes ();
 
 our @EXPORT = qw($root $mock_port);
+
+repeat_each(1);
+no_shuffle();
+no_long_string();
 
 $mock_port = $ENV{TEST_NGINX_MOCK_PORT} // 1990;
 $ENV{TEST_NGINX_MOCK_PORT} = $mock_port;
@@ -170,8 +180,14 @@ add_block_preprocessor(sub {
     }
     $block->set_value('http_config', $paths . $http_config);
 
-    if (!defined $block->no_error_log && !defined $block->error_log) {
-        $block->set_value('no_error_log', "[alert]\n[emerg]");
+    if (!defined $block->no_error_log) {
+        $block->set_value('no_error_log', defined $block->error_log ? "[alert]\n[emerg]"
+                                                                    : "[error]\n[alert]\n[emerg]");
+    }
+    $block->set_value('request', 'GET /t') if !defined $block->request;
+    if (@NeverLogged) {
+        $block->set_value('no_error_log',
+                          join("\n", grep { $_ ne '' } $block->no_error_log // '', @NeverLogged));
     }
 
     my $conf = $block->plugin_conf;
