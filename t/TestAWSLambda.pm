@@ -71,8 +71,11 @@ repeat_each(1);
 no_shuffle();
 no_long_string();
 
+# An explicit TEST_NGINX_MOCK_PORT may name a mock that is already running; without
+# one, this file starts its own mock on the first free port from 1990, so that a
+# mock left over from another checkout is never used by mistake.
+my $mock_port_given = defined $ENV{TEST_NGINX_MOCK_PORT};
 $mock_port = $ENV{TEST_NGINX_MOCK_PORT} // 1990;
-$ENV{TEST_NGINX_MOCK_PORT} = $mock_port;
 $ENV{TEST_NGINX_ROOT} = $root;
 $ENV{TEST_NGINX_HTML_DIR} //= html_dir();
 
@@ -142,6 +145,13 @@ my $start_mock = sub {
 
 {
     my $state = $probe->();
+    if (!$mock_port_given) {
+        while (defined $state && $mock_port < 2090) {
+            $mock_port++;
+            $state = $probe->();
+        }
+    }
+    $ENV{TEST_NGINX_MOCK_PORT} = $mock_port;
     if (!defined $state) {
         $start_mock->();
     } elsif ($state ne 'mock') {

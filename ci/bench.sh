@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# Measures the plugin against nginx proxy_pass and a raw Lua cosocket client, all in
+# front of the same local "function" (a plain nginx returning a small fixed body), and
+# writes the results to docs/benchmarks.md.
+#
+#   ci/bench.sh                                  # defaults: 3 rounds of 10 s runs, ~5 min
+#   BENCH_DURATION=2 BENCH_ROUNDS=1 BENCH_OUT=/tmp/b.md ci/bench.sh   # smoke test
+#
+# One gateway nginx (master + 1 worker) with one location per variant; wrk -t2 at each
+# connection count; rounds interleave the variants (rotating which goes first) so that
+# each round's runs share the machine's state. Per run: req/s, p50/p99 latency (wrk
+# --latency) and the gateway worker's CPU (utime+stime of the whole process, i.e. its
+# threads too, including the plugin's runtime thread) divided by the requests served.
+# Reported: medians over rounds, and each as a ratio to proxy_pass in the same round.
+#
+# Environment (defaults):
+#   BENCH_DURATION=10   seconds per measured run
+#   BENCH_WARMUP=2      seconds of discarded load before each measured run
+#   BENCH_ROUNDS=3      interleaved rounds
+#   BENCH_CONNS="32 128"
+#   BENCH_GATEWAY_PORT=21480  BENCH_FUNCTION_PORT=21490   (loopback)
+#   BENCH_OUT=docs/benchmarks.md   where the report goes ("-" for stdout only)
+#   BENCH_BUILD=1       run ci/build.sh first (0: use build/lib as it is)
+#   BENCH_KEEP=0        1: keep the work directory (configs, logs, raw results)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONNS=${BENCH_CONNS:-32 128}
+GW_PORT=${BENCH_GATEWAY_PORT:-21480}
+FN_PORT=${BENCH_FUNCTION_PORT:-21490}
+OUT=${BENCH_OUT:-docs/benchmarks.md}
+BUILD=${BENCH_BUILD:-1}
+KEEP=${BENCH_KEEP:-0}
+THREADS=2
+
+NGINX=/usr/sbin/nginx
+LUA_MODULES="/usr/lib/nginx/modules/ndk_http_module.so /usr/lib/nginx/modules/ngx_http_lua_module.so"
+FN_BODY='{"message":"hello from the bench function"}'
+
+# Variant id, label, gateway path. The first is the baseline of every ratio.
+VARIANTS=(proxy cosocket apikey iam)
+declare -A LABEL=(
+    [proxy]="nginx proxy_pass (keepalive 64): ceiling"
+    [cosocket]="raw Lua cosocket HTTP/1.1: floor for Lua clients"
+    [apikey]="plugin, apikey"
+    [iam]="plugin, IAM static keys (SigV4)"
+)
+declare -A PATH_OF=(
+    [proxy]=/proxy/bench [cosocket]=/cosocket/bench [apikey]=/apikey/bench [iam]=/iam/bench
+)
+PENDING="plugin, IAM + session token|plugin, HTTPS function endpoint|plugin, direct Invoke API"
+
+die() { echo "bench: $*" >&2; exit 1; }
+note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+for v in DURATION WARMUP ROUNDS GW_PORT FN_PORT; do
+    [[ ${!v} =~ ^[0-9]+$ ]] && ((${!v} > 0)) || die "$v must be a positive integer (got '${!v}')"
+done
+for c in $CONNS; do
+    [[ $c =~ ^[0-9]+$ ]] && ((c >= THREADS)) || die "BENCH_CONNS: '$c' is not a count >= $THREADS"
+done
+
+# --- preconditions ----------------------------------------------------------------------
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if ! command -v wrk >/dev/null; then
+    note "installing wrk (Debian)"
+    if ! apt-cache policy wrk 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        $sudo apt-get update -qq
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk \
+        >/dev/null
+fi
+for tool in wrk curl pgrep awk; do
+    command -v "$tool" >/dev/null || die "$tool is missing"
+done
+[ -x "$NGINX" ] || die "$NGINX is missing (ci/install-deps.sh installs it)"
+for m in $LUA_MODULES; do
+    [ -f "$m" ] || die "$m is missing (ci/install-deps.sh installs it)"
+done
+for port in "$GW_PORT" "$FN_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "port $port is in use: set BENCH_GATEWAY_PORT / BENCH_FUNCTION_PORT to free ports"
+    fi
+done
+[ "$GW_PORT" != "$FN_PORT" ] || die "the gateway and function ports must differ"
+
+if [ "$BUILD" = 1 ]; then
+    note "building the native library (ci/build.sh)"
+    ci/build.sh >&2
+fi
+[ -f build/lib/aws_lambda_native.so ] || die "build/lib/aws_lambda_native.so is missing: run ci/build.sh"
+
+# --- start the function and the gateway -------------------------------------------------
+work=$(mktemp -d /tmp/aws-lambda-bench.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/fn/logs" "$work/fn/conf" "$work/gw/logs" "$work/gw/conf"
+results="$work/results.tsv"
+: >"$results"
+
+stop_nginx() {  # $1 = prefix; stops the master whose pid file is there, and waits for it
+    local pidfile="$1/logs/nginx.pid" pid
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile" 2>/dev/null) || return 0
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+wrk_pid=""
+cleanup() {
+    local rc=$?
+    if [ -n "$wrk_pid" ]; then kill "$wrk_pid" 2>/dev/null || true; fi
+    stop_nginx "$work/gw"
+    stop_nginx "$work/fn"
+    if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
+        echo "bench: work directory kept: $work" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cat >"$work/fn/conf/nginx.conf" <<EOF
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_timeout 75s;
+    keepalive_requests 10000000;
+    server {
+        listen 127.0.0.1:$FN_PORT backlog=4096;
+        location / {
+            default_type application/json;
+            return 200 '$FN_BODY';
+        }
+    }
+}
+EOF
+
+load_modules=""
+for m in $LUA_MODULES; do load_modules+="load_module $m;"$'\n'; done
+pool=$(( $(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -1) * 2 ))
+cat >"$work/gw/conf/nginx.conf" <<EOF
+$load_modules
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_timeout 75s;
+    keepalive_requests 10000000;
+    lua_package_path "$root/lua/?.lua;$root/ci/bench/?.lua;;";
+    lua_package_cpath "$root/build/lib/?.so;;";
+
+    init_by_lua_block {
+        BENCH_APIKEY = {
+            function_uri = "http://127.0.0.1:$FN_PORT/fn",
+            authorization = { apikey = "k" },
+        }
+        BENCH_IAM = {
+            function_uri = "http://127.0.0.1:$FN_PORT/fn",
+            authorization = {
+                iam = {
+                    accesskey = "AKIDEXAMPLE",
+                    secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                },
+            },
+        }
+    }
+
+    upstream bench_function {
+        server 127.0.0.1:$FN_PORT;
+        keepalive 64;
+        keepalive_requests 10000000;
+        keepalive_timeout 60s;
+    }
+
+    server {
+        listen 127.0.0.1:$GW_PORT backlog=4096;
+
+        location /proxy/ {
+            proxy_pass http://bench_function/fn/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location ~ ^/cosocket/(.*)\$ {
+            access_by_lua_block {
+                require("floor").run("127.0.0.1", $FN_PORT, "/fn/", ngx.var[1], $pool)
+            }
+        }
+        location ~ ^/apikey/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_APIKEY, ngx.var[1])
+            }
+        }
+        location ~ ^/iam/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM, ngx.var[1])
+            }
+        }
+    }
+}
+EOF
+
+wait_port() {
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+master_worker() {  # $1 = prefix; prints the pid of the master's only child
+    local master kids
+    master=$(cat "$1/logs/nginx.pid")
+    kids=$(pgrep -P "$master" || true)
+    [ -n "$kids" ] && [ "$(wc -w <<<"$kids")" -eq 1 ] \
+        || die "expected exactly one worker under master $master, found: '${kids//$'\n'/ }'"
+    echo "$kids"
+}
+
+note "starting the function on 127.0.0.1:$FN_PORT and the gateway on 127.0.0.1:$GW_PORT"
+"$NGINX" -p "$work/fn" -c conf/nginx.conf
+wait_port "$FN_PORT" || die "the function nginx did not start (see $work/fn/logs/error.log)"
+"$NGINX" -p "$work/gw" -c conf/nginx.conf
+wait_port "$GW_PORT" || die "the gateway nginx did not start (see $work/gw/logs/error.log)"
+gw_worker=$(master_worker "$work/gw")
+fn_worker=$(master_worker "$work/fn")
+
+# --- check that every variant answers as the function does -------------------------------
+note "checking that every variant answers 200 with the function's body"
+for v in "${VARIANTS[@]}"; do
+    url="http://127.0.0.1:$GW_PORT${PATH_OF[$v]}"
+    for _ in 1 2; do  # the second request goes over a reused connection
+        got=$(curl -sS -o "$work/body" -w '%{http_code}' --max-time 5 "$url") \
+            || die "$v: $url failed"
+        body=$(cat "$work/body")
+        if [ "$got" != 200 ] || [ "$body" != "$FN_BODY" ]; then
+            echo "bench: $v: $url answered $got with body: $body" >&2
+            tail -5 "$work/gw/logs/error.log" >&2 || true
+            die "$v does not answer like the function"
+        fi
+    done
+    echo "  ${LABEL[$v]}: 200, $FN_BODY" >&2
+done
+
+# --- measure ------------------------------------------------------------------------------
+proc_ticks() {  # utime + stime of a whole process (all threads), in clock ticks
+    local stat
+    stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+    stat=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $stat  # $1 is field 3 (state): utime is field 14, stime field 15
+    echo $(( ${12} + ${13} ))
+}
+machine_busy() {  # ticks all CPUs spent not idle (user nice system irq softirq steal)
+    local _cpu user nice system idle iowait irq softirq steal _rest
+    read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
+    echo $(( user + nice + system + irq + softirq + steal ))
+}
+children_ticks() {  # CPU of this shell's finished children (wrk), in 1/100 s
+    # `times` must run in this shell (a subshell's children are not this shell's): the
+    # caller does `times >"$work/times"` and this reads the file.
+    awk 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+        printf "%d\n", t * 100 + 0.5 }' "$work/times"
+}
+to_us() {  # wrk duration ("812.00us", "1.23ms", "2.00s", "1.00m") -> microseconds
+    awk -v d="$1" 'BEGIN {
+        if (d ~ /us$/) m = 1; else if (d ~ /ms$/) m = 1000; else if (d ~ /m$/) m = 60e6
+        else if (d ~ /s$/) m = 1e6; else m = -1
+        sub(/[a-z]+$/, "", d); printf "%.1f\n", d * m }'
+}
+
+hz=$(getconf CLK_TCK)
+runs=0
+total_runs=$(( ROUNDS * $(wc -w <<<"$CONNS") * ${#VARIANTS[@]} ))
+note "measuring: $ROUNDS round(s) x conns {$CONNS} x ${#VARIANTS[@]} variants," \
+     "${WARMUP} s warm-up + ${DURATION} s each (~$(( total_runs * (WARMUP + DURATION + 1) / 60 + 1 )) min)"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((round = 1; round <= ROUNDS; round++)); do
+    for c in $CONNS; do
+        # rotate the order each round so that no variant always runs first or last
+        n=${#VARIANTS[@]}
+        for ((i = 0; i < n; i++)); do
+            v=${VARIANTS[$(( (i + round - 1) % n ))]}
+            url="http://127.0.0.1:$GW_PORT${PATH_OF[$v]}"
+            wrk -t"$THREADS" -c"$c" -d"${WARMUP}s" "$url" >/dev/null
+
+            [ "$(master_worker "$work/gw")" = "$gw_worker" ] \
+                || die "the gateway worker changed (crashed?): see $work/gw/logs/error.log"
+            gw0=$(proc_ticks "$gw_worker"); fn0=$(proc_ticks "$fn_worker")
+            m0=$(machine_busy); times >"$work/times"; w0=$(children_ticks)
+            t0=$(date +%s.%N)
+            wrk -t"$THREADS" -c"$c" -d"${DURATION}s" --latency "$url" >"$work/wrk.out" &
+            wrk_pid=$!
+            wait "$wrk_pid" || die "wrk failed on $url"
+            wrk_pid=""
+            t1=$(date +%s.%N)
+            gw1=$(proc_ticks "$gw_worker"); fn1=$(proc_ticks "$fn_worker")
+            m1=$(machine_busy); times >"$work/times"; w1=$(children_ticks)
+            cp "$work/wrk.out" "$work/wrk-r$round-c$c-$v.out"
+
+            rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.out")
+            requests=$(awk '/ requests in / { print $1 }' "$work/wrk.out")
+            p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$work/wrk.out")")
+            p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$work/wrk.out")")
+            errors=$(awk '/Non-2xx or 3xx responses:/ { e += $NF }
+                          /Socket errors:/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
+                          END { print e + 0 }' "$work/wrk.out")
+            [ -n "$rps" ] && [ -n "$requests" ] && ((requests > 0)) \
+                || { cat "$work/wrk.out" >&2; die "cannot read wrk's output for $v"; }
+            cpu_us=$(awk -v t="$(( gw1 - gw0 ))" -v hz="$hz" -v n="$requests" \
+                'BEGIN { printf "%.2f\n", t / hz * 1e6 / n }')
+            # CPUs kept busy by anything but the gateway, the function and wrk: other work
+            # on the machine during the run (a noise indicator).
+            other=$(awk -v m="$(( m1 - m0 ))" -v ours="$(( gw1 - gw0 + fn1 - fn0 ))" \
+                -v w="$(( w1 - w0 ))" -v hz="$hz" -v t0="$t0" -v t1="$t1" \
+                'BEGIN { o = (m - ours) / hz - w / 100; if (o < 0) o = 0
+                         printf "%.2f\n", o / (t1 - t0) }')
+            # (the last columns, for diagnostics: ticks of the machine, the gateway, the
+            # function, wrk, and the run's wall time)
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" \
+                "$v" "$rps" "$p50" "$p99" "$cpu_us" "$requests" "$errors" "$other" \
+                "$(( m1 - m0 ))" "$(( gw1 - gw0 ))" "$(( fn1 - fn0 ))" "$(( w1 - w0 ))" \
+                "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" >>"$results"
+            runs=$((runs + 1))
+            printf '  [%d/%d] round %d, %3d conns, %-8s %9.0f req/s  p50 %8.0f us  p99 %8.0f us  CPU %6.1f us/req  errors %s  other load %s CPUs\n' \
+                "$runs" "$total_runs" "$round" "$c" "$v" "$rps" "$p50" "$p99" "$cpu_us" \
+                "$errors" "$other" >&2
+            if ((errors > 0)); then
+                echo "  WARNING: $v answered $errors requests with errors (see $work/gw/logs/error.log)" >&2
+            fi
+        done
+    done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report ----------------------------------------------------------------------------
+order="${VARIANTS[*]}"
+labels=""
+for v in "${VARIANTS[@]}"; do labels+="${labels:+|}${LABEL[$v]}"; done
+table=$(awk -v order="$order" -v labels="$labels" -v conns="$CONNS" -v pending="$PENDING" \
+    -v mode=summary -f ci/bench/summarize.awk "$results")
+raw=$(awk -v order="$order" -v labels="$labels" -v conns="$CONNS" -v mode=raw \
+    -f ci/bench/summarize.awk "$results")
+other_max=$(awk -F'\t' '$10 > m { m = $10 } END { printf "%.2f", m }' "$results")
+other_med=$(awk -F'\t' '{ print $10 }' "$results" | sort -n \
+    | awk '{ a[NR] = $1 } END { printf "%.2f", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+
+echo
+echo "$table"
+
+if [ "$OUT" != "-" ]; then
+    cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    lib_version=$(git --no-optional-locks rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if ! git --no-optional-locks diff --quiet HEAD -- src lua Cargo.toml Cargo.lock 2>/dev/null; then
+        lib_version+=" with uncommitted changes in src/ or lua/"
+    fi
+    mkdir -p "$(dirname "$OUT")"
+    cat >"$OUT" <<EOF
+# Benchmarks
+
+Generated by \`ci/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); running it again replaces this file.
+
+## Results
+
+$table
+
+\`×pp\` is the ratio to nginx \`proxy_pass\` (the first row of each connection count):
+above 1 is better for req/s, below 1 is better for latency and CPU. \`errors\` counts
+non-2xx answers and socket errors over all rounds (it must be 0). The variants marked
+"not measured yet" are placeholders.
+
+Machine: $(nproc) CPUs ($cpu_model), kernel $(uname -r); nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'),
+wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }'); tree at $lib_version.
+Run: $ROUNDS rounds x ${DURATION} s per run (after ${WARMUP} s of warm-up), wrk -t$THREADS,
+connections {$CONNS}. Load average before/after: $load_before / $load_after. Other work on
+the machine during the runs (CPUs busy outside the gateway, the function and wrk):
+median $other_med, max $other_max.
+
+## Method
+
+- A **function** (a plain nginx, one worker, keepalive on) answers every request with
+  the same ${#FN_BODY}-byte body \`$FN_BODY\`.
+- One **gateway** nginx (master + 1 worker, Debian's nginx with lua-nginx-module, no
+  access log) has one location per variant, all in front of that function on loopback:
+  - **proxy_pass**: an \`upstream\` block with \`keepalive 64\`, \`proxy_http_version 1.1\`
+    and \`proxy_set_header Connection ""\`. The ceiling: no Lua at all.
+  - **raw Lua cosocket**: \`ci/bench/floor.lua\` in \`access_by_lua\`: connect (or reuse a
+    pooled connection, pool of $pool), send a GET, read the status line, headers and a
+    Content-Length body, \`setkeepalive\`, print the body. The least any Lua client on
+    cosockets does (APISIX's own plugin goes through lua-resty-http, which does more),
+    so the floor for Lua clients.
+  - **plugin, apikey** and **plugin, IAM static keys** (SigV4 signing of every request):
+    \`require("apisix.plugins.aws-lambda.openresty").run(CONF, ngx.var[1])\` in
+    \`access_by_lua\`, with the configuration tables made in \`init_by_lua\` and the
+    plugin's defaults (keepalive on, \`keepalive_pool\` 5).
+- Before measuring, each variant must answer 200 with the function's exact body (twice,
+  so that the second goes over a reused connection), or the script fails.
+- Each run: wrk -t$THREADS at a given connection count for ${WARMUP} s (discarded), then
+  ${DURATION} s with \`--latency\`. Around the measured run the script reads utime+stime of
+  the gateway worker from \`/proc/<pid>/stat\` (the whole process: the nginx thread and
+  the plugin's runtime thread); **CPU/req** is that difference divided by the requests
+  wrk completed. The worker's pid comes from the master's children (\`pgrep -P\`), and
+  the script fails if it changes (a crashed worker).
+- A **round** runs every variant once at every connection count; the variant order
+  rotates from round to round. Reported values are medians over rounds; each **ratio**
+  is the median over rounds of (variant / proxy_pass) within the same round and
+  connection count, so that runs close in time are compared with each other.
+
+## How to read it
+
+These machines are shared and noisy: identical runs differ by up to ±20%, and the
+gateway, the function and wrk share $(nproc) CPUs. Read the ratios rather than the
+absolute numbers, and compare ratios across runs of the script rather than req/s. The
+\`other load\` column of the raw data below shows how much else was running during each
+run: where it is well above 0, treat that round with suspicion.
+
+CPU/req is the cost the gateway pays per request and is the least sensitive to the
+load generator; req/s and latency also depend on the function and wrk, which share the
+same CPUs. DESIGN.md's expectation for the plugin at 32 connections (measured on a
+prototype of this bridge): about 36 µs/req against proxy_pass's 27 µs, and about 0.8x
+proxy_pass's throughput.
+
+## Raw rounds
+
+$raw
+EOF
+    echo >&2
+    echo "bench: report written to $OUT" >&2
+fi
