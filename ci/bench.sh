@@ -3,7 +3,7 @@
 # front of the same local "function" (a plain nginx returning a small fixed body), and
 # writes the results to docs/benchmarks.md.
 #
-#   ci/bench.sh                                  # defaults: 3 rounds of 10 s runs, ~5 min
+#   ci/bench.sh                                  # defaults: 3 rounds of 10 s runs, ~6 min
 #   BENCH_DURATION=2 BENCH_ROUNDS=1 BENCH_OUT=/tmp/b.md ci/bench.sh   # smoke test
 #
 # One gateway nginx (master + 1 worker) with one location per variant; wrk -t2 at each
@@ -15,9 +15,11 @@
 #
 # Environment (defaults):
 #   BENCH_DURATION=10   seconds per measured run
-#   BENCH_WARMUP=2      seconds of discarded load before each measured run
+#   BENCH_WARMUP=1      seconds of discarded load before each measured run
 #   BENCH_ROUNDS=3      interleaved rounds
 #   BENCH_CONNS="32 128"
+#   BENCH_VARIANTS="proxy cosocket apikey iam apikey_pool"   (proxy_pass is always
+#                       measured: it is the baseline; iam_pool is also available)
 #   BENCH_GATEWAY_PORT=21480  BENCH_FUNCTION_PORT=21490   (loopback)
 #   BENCH_OUT=docs/benchmarks.md   where the report goes ("-" for stdout only)
 #   BENCH_BUILD=1       run ci/build.sh first (0: use build/lib as it is)
@@ -27,7 +29,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 DURATION=${BENCH_DURATION:-10}
-WARMUP=${BENCH_WARMUP:-2}
+WARMUP=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-32 128}
 GW_PORT=${BENCH_GATEWAY_PORT:-21480}
@@ -41,22 +43,35 @@ NGINX=/usr/sbin/nginx
 LUA_MODULES="/usr/lib/nginx/modules/ndk_http_module.so /usr/lib/nginx/modules/ngx_http_lua_module.so"
 FN_BODY='{"message":"hello from the bench function"}'
 
-# Variant id, label, gateway path. The first is the baseline of every ratio.
-VARIANTS=(proxy cosocket apikey iam)
+# Idle connections the floor client and the *_pool variants keep: more than the
+# connections wrk opens, so that none of them pays a connect per request.
+POOL=256
+
+# Variant id, label, gateway path. proxy_pass is the baseline of every ratio.
+VARIANTS=(proxy)
+for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool}; do
+    [ "$v" = proxy ] || VARIANTS+=("$v")
+done
 declare -A LABEL=(
     [proxy]="nginx proxy_pass (keepalive 64): ceiling"
     [cosocket]="raw Lua cosocket HTTP/1.1: floor for Lua clients"
     [apikey]="plugin, apikey"
     [iam]="plugin, IAM static keys (SigV4)"
+    [apikey_pool]="plugin, apikey, keepalive_pool $POOL (not the default)"
+    [iam_pool]="plugin, IAM static keys, keepalive_pool $POOL (not the default)"
 )
 declare -A PATH_OF=(
     [proxy]=/proxy/bench [cosocket]=/cosocket/bench [apikey]=/apikey/bench [iam]=/iam/bench
+    [apikey_pool]=/apikey-pool/bench [iam_pool]=/iam-pool/bench
 )
 PENDING="plugin, IAM + session token|plugin, HTTPS function endpoint|plugin, direct Invoke API"
 
 die() { echo "bench: $*" >&2; exit 1; }
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
+for v in "${VARIANTS[@]}"; do
+    [ -n "${PATH_OF[$v]:-}" ] || die "BENCH_VARIANTS: unknown variant '$v' (known: ${!PATH_OF[*]})"
+done
 for v in DURATION WARMUP ROUNDS GW_PORT FN_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] && ((${!v} > 0)) || die "$v must be a positive integer (got '${!v}')"
 done
@@ -150,7 +165,8 @@ EOF
 
 load_modules=""
 for m in $LUA_MODULES; do load_modules+="load_module $m;"$'\n'; done
-pool=$(( $(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -1) * 2 ))
+max_conns=$(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -1)
+((max_conns <= POOL)) || echo "bench: note: more connections ($max_conns) than pooled ($POOL)" >&2
 cat >"$work/gw/conf/nginx.conf" <<EOF
 $load_modules
 worker_processes 1;
@@ -178,6 +194,22 @@ http {
                 },
             },
         }
+        -- the same with more idle connections kept than wrk opens
+        BENCH_APIKEY_POOL = {
+            function_uri = BENCH_APIKEY.function_uri,
+            authorization = { apikey = "k" },
+            keepalive_pool = $POOL,
+        }
+        BENCH_IAM_POOL = {
+            function_uri = BENCH_IAM.function_uri,
+            authorization = {
+                iam = {
+                    accesskey = "AKIDEXAMPLE",
+                    secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                },
+            },
+            keepalive_pool = $POOL,
+        }
     }
 
     upstream bench_function {
@@ -197,7 +229,7 @@ http {
         }
         location ~ ^/cosocket/(.*)\$ {
             access_by_lua_block {
-                require("floor").run("127.0.0.1", $FN_PORT, "/fn/", ngx.var[1], $pool)
+                require("floor").run("127.0.0.1", $FN_PORT, "/fn/", ngx.var[1], $POOL)
             }
         }
         location ~ ^/apikey/(.*)\$ {
@@ -208,6 +240,16 @@ http {
         location ~ ^/iam/(.*)\$ {
             access_by_lua_block {
                 require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM, ngx.var[1])
+            }
+        }
+        location ~ ^/apikey-pool/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_APIKEY_POOL, ngx.var[1])
+            }
+        }
+        location ~ ^/iam-pool/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_POOL, ngx.var[1])
             }
         }
     }
@@ -284,6 +326,10 @@ to_us() {  # wrk duration ("812.00us", "1.23ms", "2.00s", "1.00m") -> microsecon
         sub(/[a-z]+$/, "", d); printf "%.1f\n", d * m }'
 }
 
+tcp_active_opens() {  # TCP connections this machine opened so far (all processes)
+    awk '/^Tcp:/ && $6 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp
+}
+
 hz=$(getconf CLK_TCK)
 runs=0
 total_runs=$(( ROUNDS * $(wc -w <<<"$CONNS") * ${#VARIANTS[@]} ))
@@ -303,6 +349,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 || die "the gateway worker changed (crashed?): see $work/gw/logs/error.log"
             gw0=$(proc_ticks "$gw_worker"); fn0=$(proc_ticks "$fn_worker")
             m0=$(machine_busy); times >"$work/times"; w0=$(children_ticks)
+            o0=$(tcp_active_opens)
             t0=$(date +%s.%N)
             wrk -t"$THREADS" -c"$c" -d"${DURATION}s" --latency "$url" >"$work/wrk.out" &
             wrk_pid=$!
@@ -311,6 +358,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             t1=$(date +%s.%N)
             gw1=$(proc_ticks "$gw_worker"); fn1=$(proc_ticks "$fn_worker")
             m1=$(machine_busy); times >"$work/times"; w1=$(children_ticks)
+            o1=$(tcp_active_opens)
             cp "$work/wrk.out" "$work/wrk-r$round-c$c-$v.out"
 
             rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.out")
@@ -330,16 +378,19 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 -v w="$(( w1 - w0 ))" -v hz="$hz" -v t0="$t0" -v t1="$t1" \
                 'BEGIN { o = (m - ours) / hz - w / 100; if (o < 0) o = 0
                          printf "%.2f\n", o / (t1 - t0) }')
+            # New TCP connections per request: the gateway's connects to the function
+            # (wrk keeps its connections; other work on the machine adds a little).
+            opens=$(awk -v o="$(( o1 - o0 ))" -v n="$requests" 'BEGIN { printf "%.3f\n", o / n }')
             # (the last columns, for diagnostics: ticks of the machine, the gateway, the
             # function, wrk, and the run's wall time)
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" \
-                "$v" "$rps" "$p50" "$p99" "$cpu_us" "$requests" "$errors" "$other" \
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" \
+                "$v" "$rps" "$p50" "$p99" "$cpu_us" "$requests" "$errors" "$other" "$opens" \
                 "$(( m1 - m0 ))" "$(( gw1 - gw0 ))" "$(( fn1 - fn0 ))" "$(( w1 - w0 ))" \
                 "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" >>"$results"
             runs=$((runs + 1))
-            printf '  [%d/%d] round %d, %3d conns, %-8s %9.0f req/s  p50 %8.0f us  p99 %8.0f us  CPU %6.1f us/req  errors %s  other load %s CPUs\n' \
+            printf '  [%d/%d] round %d, %3d conns, %-11s %7.0f req/s  p50 %8.0f us  p99 %8.0f us  CPU %6.1f us/req  new conns/req %s  errors %s  other load %s CPUs\n' \
                 "$runs" "$total_runs" "$round" "$c" "$v" "$rps" "$p50" "$p99" "$cpu_us" \
-                "$errors" "$other" >&2
+                "$opens" "$errors" "$other" >&2
             if ((errors > 0)); then
                 echo "  WARNING: $v answered $errors requests with errors (see $work/gw/logs/error.log)" >&2
             fi
@@ -380,13 +431,17 @@ Generated by \`ci/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); running it aga
 $table
 
 \`×pp\` is the ratio to nginx \`proxy_pass\` (the first row of each connection count):
-above 1 is better for req/s, below 1 is better for latency and CPU. \`errors\` counts
-non-2xx answers and socket errors over all rounds (it must be 0). The variants marked
-"not measured yet" are placeholders.
+above 1 is better for req/s, below 1 is better for latency and CPU. \`CPU/req\` is the
+gateway worker's CPU time (all its threads) per request. \`new conns/req\` is the number
+of TCP connections opened on the machine per request served (system-wide, so other work
+adds a little): it is the gateway's connects to the function, since wrk keeps its
+connections; 0 means every exchange reused a pooled connection. \`errors\` counts non-2xx
+answers and socket errors over all rounds (it must be 0). The variants marked "not
+measured yet" are placeholders.
 
 Machine: $(nproc) CPUs ($cpu_model), kernel $(uname -r); nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'),
 wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }'); tree at $lib_version.
-Run: $ROUNDS rounds x ${DURATION} s per run (after ${WARMUP} s of warm-up), wrk -t$THREADS,
+Run: $ROUNDS round(s) x ${DURATION} s per run (after ${WARMUP} s of warm-up), wrk -t$THREADS,
 connections {$CONNS}. Load average before/after: $load_before / $load_after. Other work on
 the machine during the runs (CPUs busy outside the gateway, the function and wrk):
 median $other_med, max $other_max.
@@ -398,16 +453,23 @@ median $other_med, max $other_max.
 - One **gateway** nginx (master + 1 worker, Debian's nginx with lua-nginx-module, no
   access log) has one location per variant, all in front of that function on loopback:
   - **proxy_pass**: an \`upstream\` block with \`keepalive 64\`, \`proxy_http_version 1.1\`
-    and \`proxy_set_header Connection ""\`. The ceiling: no Lua at all.
+    and \`proxy_set_header Connection ""\`. The ceiling: no Lua at all. (With more
+    connections than 64, nginx closes what it cannot keep idle, so at 128 connections part
+    of its requests pay a connect: the ceiling is lower there.)
   - **raw Lua cosocket**: \`ci/bench/floor.lua\` in \`access_by_lua\`: connect (or reuse a
-    pooled connection, pool of $pool), send a GET, read the status line, headers and a
+    pooled connection, pool of $POOL), send a GET, read the status line, headers and a
     Content-Length body, \`setkeepalive\`, print the body. The least any Lua client on
     cosockets does (APISIX's own plugin goes through lua-resty-http, which does more),
     so the floor for Lua clients.
   - **plugin, apikey** and **plugin, IAM static keys** (SigV4 signing of every request):
     \`require("apisix.plugins.aws-lambda.openresty").run(CONF, ngx.var[1])\` in
     \`access_by_lua\`, with the configuration tables made in \`init_by_lua\` and the
-    plugin's defaults (keepalive on, \`keepalive_pool\` 5).
+    plugin's defaults (keepalive on, \`keepalive_pool\` 5: at most 5 idle connections
+    per endpoint and worker, the default of APISIX's plugin too).
+  - **plugin, ..., keepalive_pool $POOL**: the same with more idle connections kept
+    than wrk opens, like the floor client. With the default pool of 5, a worker serving
+    more concurrent requests than 5 closes the surplus connections after each exchange
+    and opens new ones; this variant shows the plugin without that churn.
 - Before measuring, each variant must answer 200 with the function's exact body (twice,
   so that the second goes over a reused connection), or the script fails.
 - Each run: wrk -t$THREADS at a given connection count for ${WARMUP} s (discarded), then

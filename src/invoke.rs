@@ -15,6 +15,7 @@ use http_body_util::Full;
 use crate::bridge::tickets::Outcome;
 use crate::client::{ClientError, Endpoint, Options, Pool};
 use crate::config::PluginConfig;
+use crate::creds::{self, Providers, Source};
 use crate::sign::{self, Credentials, SigningConfig};
 use crate::wire;
 
@@ -23,7 +24,7 @@ pub struct Route {
     cfg: PluginConfig,
     endpoint: Endpoint,
     opts: Options,
-    signing: Option<(SigningConfig, Credentials)>,
+    signing: Option<(SigningConfig, Source)>,
 }
 
 impl Route {
@@ -52,7 +53,7 @@ impl Route {
                     sign_body: false,
                     double_encode_path: not_s3,
                 },
-                Credentials::new(iam.access_key.clone(), iam.secret_key.clone(), None),
+                credential_source(iam),
             )
         });
         Arc::new(Self {
@@ -65,6 +66,29 @@ impl Route {
 
     pub fn config(&self) -> &PluginConfig {
         &self.cfg
+    }
+}
+
+/// Static keys are used as they are; anything that expires (the AWS chain, an assumed
+/// role) goes through the worker's credential providers.
+fn credential_source(iam: &crate::config::Iam) -> Source {
+    match (&iam.keys, &iam.assume_role_arn) {
+        (Some((ak, sk, token)), None) => {
+            Source::Static(Credentials::new(ak.clone(), sk.clone(), token.clone()))
+        }
+        (keys, role) => Source::Dynamic(creds::Dynamic {
+            base: keys.as_ref().map(|(ak, sk, token)| creds::StaticKeys {
+                access_key: ak.clone(),
+                secret_key: sk.clone(),
+                session_token: token.clone(),
+            }),
+            assume_role: role.as_ref().map(|arn| creds::AssumeRole {
+                role_arn: arn.clone(),
+                external_id: iam.external_id.clone(),
+                session_name: iam.role_session_name.clone(),
+            }),
+            region: iam.region.clone(),
+        }),
     }
 }
 
@@ -87,9 +111,14 @@ pub enum Body {
 }
 
 /// Makes the call, bounded by the route's timeout.
-pub async fn call(pool: &Pool, route: &Route, incoming: Incoming) -> Outcome {
+pub async fn call(
+    pool: &Pool,
+    providers: &Arc<Providers>,
+    route: &Route,
+    incoming: Incoming,
+) -> Outcome {
     let timeout = route.cfg.timeout;
-    match tokio::time::timeout(timeout, exchange(pool, route, incoming)).await {
+    match tokio::time::timeout(timeout, exchange(pool, providers, route, incoming)).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::error(
             504,
@@ -102,8 +131,24 @@ pub async fn call(pool: &Pool, route: &Route, incoming: Incoming) -> Outcome {
     }
 }
 
-async fn exchange(pool: &Pool, route: &Route, incoming: Incoming) -> Outcome {
+async fn exchange(
+    pool: &Pool,
+    providers: &Arc<Providers>,
+    route: &Route,
+    incoming: Incoming,
+) -> Outcome {
     let head_only = incoming.method == b"HEAD";
+    let headers = match forwarded_headers(route, &incoming.headers) {
+        Ok(headers) => headers,
+        Err((status, message)) => return Outcome::error(status, message),
+    };
+    let creds = match (&route.signing, headers.sign) {
+        (Some((_, source)), true) => match providers.get(source).await {
+            Ok(creds) => Some(creds),
+            Err(message) => return Outcome::error(503, message),
+        },
+        _ => None,
+    };
     let body = match read_body(route, incoming.body).await {
         Ok(body) => body,
         Err(outcome) => return outcome,
@@ -113,7 +158,8 @@ async fn exchange(pool: &Pool, route: &Route, incoming: Incoming) -> Outcome {
         &incoming.method,
         incoming.ext.as_deref(),
         &incoming.query,
-        &incoming.headers,
+        &headers,
+        creds.as_ref(),
         body,
     ) {
         Ok(req) => req,
@@ -171,18 +217,17 @@ fn bad_request(message: impl Into<String>) -> BuildError {
     (400, message.into())
 }
 
-/// Builds the request to the function.
-fn build(
-    route: &Route,
-    method: &[u8],
-    ext: Option<&[u8]>,
-    query: &[u8],
-    raw_headers: &[u8],
-    body: Bytes,
-) -> Result<Request<Full<Bytes>>, BuildError> {
-    let cfg = &route.cfg;
-    let method = Method::from_bytes(method).map_err(|_| bad_request("invalid request method"))?;
-    let headers = parse_headers(raw_headers)?;
+/// The client's headers that go to the function, and how the request is authorised.
+struct Forwarded<'a> {
+    headers: Vec<(&'a str, &'a [u8])>,
+    /// The configured apikey, when it is to be sent.
+    apikey: Option<&'a str>,
+    /// Whether to sign with SigV4.
+    sign: bool,
+}
+
+fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a>, BuildError> {
+    let headers = parse_headers(raw)?;
 
     // Hop-by-hop headers, and any header the client named in Connection, belong to the
     // client's connection, not to ours (a forwarded `Connection: close` would make the
@@ -194,28 +239,24 @@ fn build(
         .collect();
     let listed = wire::connection_listed(&connection_values);
     let mut forwarded: Vec<(&str, &[u8])> = headers
-        .iter()
+        .into_iter()
         .filter(|(n, _)| {
             !wire::is_hop_by_hop(n)
                 && *n != "host"
                 && *n != "content-length"
                 && !listed.iter().any(|l| l == n)
         })
-        .map(|(n, v)| (*n, *v))
         .collect();
 
     // APISIX's precedence: the configured apikey unless the client sent one; otherwise
     // SigV4 unless the client sent its own authorization.
     let has = |name: &str| forwarded.iter().any(|(n, _)| *n == name);
-    let apikey = match &cfg.apikey {
+    let apikey = match &route.cfg.apikey {
         Some(key) if !has("x-api-key") => Some(key.as_str()),
         _ => None,
     };
-    let signing = match &route.signing {
-        Some(s) if apikey.is_none() && !has("authorization") => Some(s),
-        _ => None,
-    };
-    if signing.is_some() {
+    let sign = route.signing.is_some() && apikey.is_none() && !has("authorization");
+    if sign {
         // The signature's own headers come from the signer; a client's copy (say, a
         // session token for other credentials) would be signed and make AWS reject it.
         forwarded.retain(|(n, _)| {
@@ -225,6 +266,30 @@ fn build(
             )
         });
     }
+    Ok(Forwarded {
+        headers: forwarded,
+        apikey,
+        sign,
+    })
+}
+
+/// Builds the request to the function; `creds` is set when it is to be signed.
+fn build(
+    route: &Route,
+    method: &[u8],
+    ext: Option<&[u8]>,
+    query: &[u8],
+    forwarded: &Forwarded<'_>,
+    creds: Option<&Credentials>,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, BuildError> {
+    let cfg = &route.cfg;
+    let method = Method::from_bytes(method).map_err(|_| bad_request("invalid request method"))?;
+    let signing = match (&route.signing, creds) {
+        (Some((signing_cfg, _)), Some(creds)) => Some((signing_cfg, creds)),
+        _ => None,
+    };
+    let apikey = forwarded.apikey;
 
     let path = wire::join_path(&cfg.endpoint.base_path, ext);
     let query = if signing.is_some() {
@@ -248,7 +313,7 @@ fn build(
     let authority = HeaderValue::from_str(&cfg.endpoint.authority)
         .map_err(|_| (500, "invalid function_uri host".to_string()))?;
     out.insert(HOST, authority);
-    for (name, value) in &forwarded {
+    for (name, value) in &forwarded.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad_request("invalid request header name"))?;
         let value = HeaderValue::from_bytes(value)

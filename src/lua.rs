@@ -26,6 +26,12 @@ fn module(lua: &Lua) -> LuaResult<Table> {
         lua.create_function(|_, ()| Ok(AwslRoute::live()))?,
     )?;
     m.set(
+        "take_log",
+        lua.create_function(|_, ()| {
+            Ok(crate::bridge::current().map_or_else(Vec::new, |w| w.providers().take_log()))
+        })?,
+    )?;
+    m.set(
         "tickets",
         lua.create_function(|_, ()| {
             Ok(crate::bridge::current().map_or(0, |w| w.tickets().lock().len()))

@@ -19,7 +19,7 @@ __DATA__
     }
 --- response_body
 aws-lambda -1899 0.1
-authorization.apikey,authorization.iam.accesskey,authorization.iam.secretkey
+authorization.apikey,authorization.iam.accesskey,authorization.iam.secretkey,authorization.iam.session_token
 function_uri
 function function
 
@@ -43,7 +43,9 @@ function function
             show("apikey", p.authorization.properties.apikey)
             show("aws_region", iam.properties.aws_region)
             show("service", iam.properties.service)
-            ngx.say("iam required: ", table.concat(iam.required, ","))
+            ngx.say("iam keys come as a pair: ",
+                    table.concat(iam.dependencies.accesskey, ","), " ",
+                    table.concat(iam.dependencies.secretkey, ","))
         }
     }
 --- response_body
@@ -57,7 +59,7 @@ max_req_body_size integer min=1 default=67108864
 apikey string min=nil default=nil
 aws_region string min=nil default=us-east-1
 service string min=nil default=execute-api
-iam required: accesskey,secretkey
+iam keys come as a pair: secretkey accesskey
 
 
 

@@ -1,7 +1,8 @@
 # ci/bench.sh's summary: reads the per-run results (tab-separated) and prints markdown.
 #
 # Input columns: round, connections, variant, req/s, p50 (us), p99 (us),
-#                gateway CPU per request (us), requests, errors, other load (CPUs busy).
+#                gateway CPU per request (us), requests, errors, other load (CPUs busy),
+#                new TCP connections per request.
 # Variables: order   = variant ids, in table order (the first is the baseline)
 #            labels  = their labels, "|"-separated, same order
 #            conns   = connection counts, in table order
@@ -38,39 +39,40 @@ BEGIN {
     r = $1; c = $2; v = $3
     if (!(r in seen_round)) { seen_round[r] = 1; rounds[++nr] = r }
     rps[v, c, r] = $4; p50[v, c, r] = $5; p99[v, c, r] = $6; cpu[v, c, r] = $7
-    reqs[v, c, r] = $8; errs[v, c] += $9
+    reqs[v, c, r] = $8; errs[v, c] += $9; opens[v, c, r] = $11
     have[v, c, r] = 1
     line[++nl] = $0
 }
 
 END {
     if (mode == "raw") {
-        print "| round | conns | variant | req/s | p50 | p99 | CPU/req | requests | errors | other load (CPUs) |"
-        print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        print "| round | conns | variant | req/s | p50 | p99 | CPU/req | new conns/req | requests | errors | other load (CPUs) |"
+        print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         for (i = 1; i <= nl; i++) {
             split(line[i], f, "\t")
             name = f[3]
             for (k = 1; k <= nv; k++) if (ord[k] == f[3]) name = lab[k]
-            printf "| %s | %s | %s | %.0f | %s | %s | %.1f µs | %d | %d | %.2f |\n", \
-                f[1], f[2], name, f[4], ms(f[5]), ms(f[6]), f[7], f[8], f[9], f[10]
+            printf "| %s | %s | %s | %.0f | %s | %s | %.1f µs | %.2f | %d | %d | %.2f |\n", \
+                f[1], f[2], name, f[4], ms(f[5]), ms(f[6]), f[7], f[11], f[8], f[9], f[10]
         }
         exit
     }
 
     base = ord[1]
-    print "| variant | conns | req/s | ×pp | p50 | ×pp | p99 | ×pp | CPU/req | ×pp | errors |"
-    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    print "| variant | conns | req/s | ×pp | p50 | ×pp | p99 | ×pp | CPU/req | ×pp | new conns/req | errors |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for (ci = 1; ci <= nc; ci++) {
         c = cl[ci]
         for (k = 1; k <= nv; k++) {
             v = ord[k]
-            n = 0; split("", A); split("", B); split("", C); split("", D)
+            n = 0; split("", A); split("", B); split("", C); split("", D); split("", E)
             split("", RA); split("", RB); split("", RC); split("", RD); m = 0
             for (ri = 1; ri <= nr; ri++) {
                 r = rounds[ri]
                 if (!((v, c, r) in have)) continue
                 n++
                 A[n] = rps[v, c, r]; B[n] = p50[v, c, r]; C[n] = p99[v, c, r]; D[n] = cpu[v, c, r]
+                E[n] = opens[v, c, r]
                 if ((base, c, r) in have && rps[base, c, r] > 0 && p50[base, c, r] > 0 \
                         && p99[base, c, r] > 0 && cpu[base, c, r] > 0) {
                     m++
@@ -81,13 +83,13 @@ END {
                 }
             }
             if (n == 0) continue
-            printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %.1f µs | %s | %d |\n", \
+            printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %.1f µs | %s | %.2f | %d |\n", \
                 lab[k], c, median(A, n), ratio(median(RA, m)), \
                 ms(median(B, n)), ratio(median(RB, m)), \
                 ms(median(C, n)), ratio(median(RC, m)), \
-                median(D, n), ratio(median(RD, m)), errs[v, c]
+                median(D, n), ratio(median(RD, m)), median(E, n), errs[v, c]
         }
     }
     for (k = 1; k <= np; k++)
-        printf "| %s | | not measured yet | | | | | | | | |\n", pend[k]
+        printf "| %s | | not measured yet | | | | | | | | | |\n", pend[k]
 }

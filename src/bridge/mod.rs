@@ -26,6 +26,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
 use crate::client::Pool;
+use crate::creds::Providers;
 use crate::invoke::{self, Incoming, Route};
 use queue::SubmitQueue;
 use tickets::{Outcome, Tickets};
@@ -36,6 +37,8 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 /// An idle pump gets a heartbeat (ticket id 0) this often, so that its cosocket read
 /// (timeout 60 s) never times out: lua-nginx-module logs every read timeout as an error.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
+/// Written to the pump instead of a ticket id when log lines wait in `Providers`.
+pub(crate) const LOG_MARKER: u32 = u32::MAX;
 
 struct Job {
     ticket: u32,
@@ -51,6 +54,7 @@ pub struct Worker {
     completed: Mutex<Vec<u32>>,
     completed_notify: Notify,
     pool: Pool,
+    providers: Arc<Providers>,
     stopping: AtomicBool,
     stop: Notify,
 }
@@ -100,6 +104,7 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
         completed: Mutex::new(Vec::new()),
         completed_notify: Notify::new(),
         pool: Pool::new(),
+        providers: Arc::new(Providers::default()),
         stopping: AtomicBool::new(false),
         stop: Notify::new(),
     });
@@ -233,7 +238,7 @@ async fn serve(w: Arc<Worker>, job: Job) {
         ticket: job.ticket,
         done: false,
     };
-    let outcome = invoke::call(&w.pool, &job.route, job.incoming).await;
+    let outcome = invoke::call(&w.pool, &w.providers, &job.route, job.incoming).await;
     guard.complete(outcome);
 }
 
@@ -249,6 +254,9 @@ async fn write_completions(w: Arc<Worker>, listener: UnixListener) {
                 }
             }
             _ = w.completed_notify.notified() => {}
+            _ = w.providers.log_ready.notified() => {
+                pending.extend_from_slice(&LOG_MARKER.to_le_bytes());
+            }
             _ = tokio::time::sleep(HEARTBEAT_EVERY), if pump.is_some() => {
                 pending.extend_from_slice(&0u32.to_le_bytes());
             }
@@ -308,5 +316,9 @@ impl Worker {
 
     pub fn socket_path(&self) -> &Path {
         &self.socket_path
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
     }
 }

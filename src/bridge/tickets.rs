@@ -55,7 +55,8 @@ impl Tickets {
         loop {
             self.next = self.next.wrapping_add(1);
             let id = self.next;
-            if id != 0 && !self.slots.contains_key(&id) {
+            // 0 is the pump's heartbeat and u32::MAX its log marker.
+            if id != 0 && id != u32::MAX && !self.slots.contains_key(&id) {
                 self.slots.insert(id, Slot::Pending { cancelled: false });
                 return id;
             }
@@ -164,12 +165,12 @@ mod tests {
     #[test]
     fn ids_skip_zero_and_live_ids() {
         let mut t = Tickets {
-            next: u32::MAX - 1,
+            next: u32::MAX - 2,
             ..Default::default()
         };
         let a = t.open();
         let b = t.open();
-        assert_eq!(a, u32::MAX);
+        assert_eq!(a, u32::MAX - 1);
         assert_eq!(b, 1);
     }
 }

@@ -8,22 +8,37 @@ use serde_json::Value;
 use super::endpoint::{self, Endpoint};
 use super::validate::check;
 
-/// IAM credentials for SigV4 signing.
+/// SigV4 signing: static keys, or (without them) the AWS credential chain, and
+/// optionally a role assumed on top.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Iam {
-    pub access_key: String,
-    pub secret_key: String,
+    /// Access key, secret key and session token; None: the AWS credential chain.
+    pub keys: Option<(String, String, Option<String>)>,
     pub region: String,
     pub service: String,
+    pub assume_role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub role_session_name: Option<String>,
 }
 
 impl fmt::Debug for Iam {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iam")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
+            .field("access_key", &self.keys.as_ref().map(|k| &k.0))
+            .field("secret_key", &self.keys.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_token",
+                &self
+                    .keys
+                    .as_ref()
+                    .and_then(|k| k.2.as_ref())
+                    .map(|_| "<redacted>"),
+            )
             .field("region", &self.region)
             .field("service", &self.service)
+            .field("assume_role_arn", &self.assume_role_arn)
+            .field("external_id", &self.external_id)
+            .field("role_session_name", &self.role_session_name)
             .finish()
     }
 }
@@ -88,12 +103,25 @@ impl PluginConfig {
             None => None,
         };
         let iam = match conf.pointer("/authorization/iam") {
-            Some(_) => Some(Iam {
-                access_key: string(&conf, &["authorization", "iam", "accesskey"])?,
-                secret_key: string(&conf, &["authorization", "iam", "secretkey"])?,
-                region: string(&conf, &["authorization", "iam", "aws_region"])?,
-                service: string(&conf, &["authorization", "iam", "service"])?,
-            }),
+            Some(_) => {
+                let opt = |name: &str| match conf.pointer(&format!("/authorization/iam/{name}")) {
+                    Some(_) => string(&conf, &["authorization", "iam", name]).map(Some),
+                    None => Ok(None),
+                };
+                // The schema makes the keys come as a pair.
+                let keys = match (opt("accesskey")?, opt("secretkey")?) {
+                    (Some(ak), Some(sk)) => Some((ak, sk, opt("session_token")?)),
+                    _ => None,
+                };
+                Some(Iam {
+                    keys,
+                    region: string(&conf, &["authorization", "iam", "aws_region"])?,
+                    service: string(&conf, &["authorization", "iam", "service"])?,
+                    assume_role_arn: opt("assume_role_arn")?,
+                    external_id: opt("external_id")?,
+                    role_session_name: opt("role_session_name")?,
+                })
+            }
             None => None,
         };
 
@@ -183,10 +211,12 @@ mod tests {
         assert_eq!(
             cfg.iam,
             Some(Iam {
-                access_key: "AKID".into(),
-                secret_key: "SECRET".into(),
+                keys: Some(("AKID".into(), "SECRET".into(), None)),
                 region: "us-east-1".into(),
                 service: "execute-api".into(),
+                assume_role_arn: None,
+                external_id: None,
+                role_session_name: None,
             })
         );
         assert_eq!(cfg.timeout, Duration::from_millis(3000));
@@ -197,6 +227,43 @@ mod tests {
         assert_eq!(cfg.max_req_body_size, 67108864);
         assert_eq!(cfg.max_resp_body_size, 20971520);
         assert!(cfg.unsigned_headers.is_empty());
+    }
+
+    #[test]
+    fn iam_without_keys_uses_the_chain_and_may_assume_a_role() {
+        let cfg = PluginConfig::from_value(&json!({
+            "function_uri": "https://x.execute-api.eu-west-1.amazonaws.com/p",
+            "authorization": {"iam": {"aws_region": "eu-west-1",
+                                      "assume_role_arn": "arn:aws:iam::123456789012:role/r",
+                                      "external_id": "ext", "role_session_name": "s"}},
+        }))
+        .unwrap();
+        let iam = cfg.iam.expect("iam");
+        assert_eq!(iam.keys, None);
+        assert_eq!(iam.region, "eu-west-1");
+        assert_eq!(
+            iam.assume_role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/r")
+        );
+        assert_eq!(iam.external_id.as_deref(), Some("ext"));
+        assert_eq!(iam.role_session_name.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn session_token_goes_with_the_keys_and_is_redacted() {
+        let cfg = PluginConfig::from_value(&json!({
+            "function_uri": "https://x",
+            "authorization": {"iam": {"accesskey": "ASIA", "secretkey": "SECRETKEY",
+                                      "session_token": "TOKENVALUE"}},
+        }))
+        .unwrap();
+        let iam = cfg.iam.expect("iam");
+        assert_eq!(
+            iam.keys.as_ref().and_then(|k| k.2.as_deref()),
+            Some("TOKENVALUE")
+        );
+        let shown = format!("{iam:?}");
+        assert!(!shown.contains("SECRETKEY") && !shown.contains("TOKENVALUE"));
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub(crate) struct Node {
     pub enumeration: Option<Vec<Value>>,
     pub items: Option<Box<Node>>,
     pub default: Option<Value>,
+    /// Draft-4 property dependencies: when the key is present, so must its list be.
+    #[serde(default)]
+    pub dependencies: std::collections::BTreeMap<String, Vec<String>>,
     // Annotations: allowed in the document, no effect on validation.
     #[serde(default, rename = "description")]
     _description: IgnoredAny,
@@ -134,7 +137,8 @@ mod tests {
             json!([
                 "authorization.apikey",
                 "authorization.iam.accesskey",
-                "authorization.iam.secretkey"
+                "authorization.iam.secretkey",
+                "authorization.iam.session_token"
             ])
         );
     }
@@ -149,7 +153,10 @@ mod tests {
             "/function_uri": {"type": "string"},
             "/authorization": {"type": "object"},
             "/authorization/properties/apikey": {"type": "string"},
-            (iam): {"type": "object", "required": ["accesskey", "secretkey"]},
+            // APISIX requires both keys; here they still come as a pair, but may both be
+            // left out to use the AWS credential chain (issue 3).
+            (iam): {"type": "object",
+                    "dependencies": {"accesskey": ["secretkey"], "secretkey": ["accesskey"]}},
             (format!("{iam}/properties/accesskey")): {"type": "string"},
             (format!("{iam}/properties/secretkey")): {"type": "string"},
             (format!("{iam}/properties/aws_region")): {"type": "string", "default": "us-east-1"},

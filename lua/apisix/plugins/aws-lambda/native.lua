@@ -21,6 +21,7 @@ local WARN = ngx.WARN
 local ffi_string = ffi.string
 local ffi_cast = ffi.cast
 local tonumber = tonumber
+local ipairs = ipairs
 local tab_remove = table.remove
 local get_string_buf = base.get_string_buf
 local get_size_ptr = base.get_size_ptr
@@ -111,15 +112,26 @@ local function watch_exit(premature)
     end
 end
 
+-- Lines the runtime wants in the error log (it cannot write it itself).
+local function write_runtime_log()
+    for _, line in ipairs(lib_lua.take_log()) do
+        ngx_log(ERR, "aws-lambda: ", line)
+    end
+end
+
+local LOG_MARKER = 0xffffffff
+
 local function post_completions(data)
-    -- The runtime writes whole little-endian u32 ids (0 is a heartbeat); one read may
-    -- end mid-id.
+    -- The runtime writes whole little-endian u32 ids (0 is a heartbeat, LOG_MARKER
+    -- announces log lines); one read may end mid-id.
     local n = #data - #data % 4
     local ids = ffi_cast("const uint32_t *", data)
     for i = 0, n / 4 - 1 do
         local id = tonumber(ids[i])
         local sema = waiting[id]
-        if sema then
+        if id == LOG_MARKER then
+            write_runtime_log()
+        elseif sema then
             -- The pump, not the waiter, forgets the ticket: a waiter can be killed
             -- (client abort with lua_check_client_abort) and would never do it.
             waiting[id] = nil

@@ -1,0 +1,413 @@
+//! Where signing credentials come from, and keeping them fresh.
+//!
+//! A route either has static keys (APISIX's `accesskey`/`secretkey`, optionally with a
+//! `session_token`) that are used as they are, or it needs credentials that expire: the
+//! AWS default chain (environment, profile, web identity, container, IMDSv2) when the
+//! route has no keys, and/or a role assumed with STS. Those come from aws-config's
+//! providers: the protocols (IMDSv2 tokens, container authorization, STS web identity,
+//! regional STS endpoints) are subtle and aws-config implements them as AWS does, at a
+//! rate (once per credential lifetime) where its cost does not matter.
+//!
+//! Each worker keeps one [`Cached`] per distinct source. Credentials are refreshed by a
+//! background task ahead of their expiry, so requests never wait while valid
+//! credentials exist; only the first request (or one after every credential expired)
+//! waits for a fetch. Everything here runs on the worker's runtime thread.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::sign::Credentials;
+
+/// Refresh this long before expiry at most (or at half the remaining lifetime).
+const REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// After a failed refresh, wait this long before the next attempt.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Without valid credentials, a failed fetch is not repeated for this long: requests in
+/// that time fail at once instead of hammering a source that is down.
+const FAILED_FETCH_HOLD: Duration = Duration::from_secs(1);
+/// A refresh failure while valid credentials remain is logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// The session name used when a route sets none.
+pub const DEFAULT_SESSION_NAME: &str = "apisix-aws-lambda";
+
+/// A role to assume on top of the base credentials.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: Option<String>,
+}
+
+/// Base keys from the route. Compared whole, so that routes with the same keys share
+/// one provider; never printed.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct StaticKeys {
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: Option<String>,
+}
+
+/// A source of expiring credentials: the key of a worker's provider cache.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Dynamic {
+    /// None: the AWS default credential chain.
+    pub base: Option<StaticKeys>,
+    pub assume_role: Option<AssumeRole>,
+    pub region: String,
+}
+
+impl fmt::Debug for Dynamic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dynamic")
+            .field(
+                "base",
+                &self.base.as_ref().map(|_| "static keys (redacted)"),
+            )
+            .field("assume_role", &self.assume_role)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+/// Where a route's credentials come from.
+#[derive(Debug)]
+pub enum Source {
+    Static(Credentials),
+    Dynamic(Dynamic),
+}
+
+/// The worker's providers, one per distinct dynamic source.
+#[derive(Default)]
+pub struct Providers {
+    by_source: Mutex<HashMap<Dynamic, Arc<Cached>>>,
+    /// Lines for nginx's error log, collected here because only the nginx thread can
+    /// write it; the pump drains them when `log_ready` fires.
+    log: Mutex<Vec<String>>,
+    pub log_ready: Notify,
+}
+
+impl Providers {
+    /// Credentials for `source`, waiting only when none are valid.
+    pub async fn get(self: &Arc<Self>, source: &Source) -> Result<Credentials, String> {
+        match source {
+            Source::Static(creds) => Ok(creds.clone()),
+            Source::Dynamic(dynamic) => {
+                let cached = self
+                    .by_source
+                    .lock()
+                    .entry(dynamic.clone())
+                    .or_insert_with(|| Arc::new(Cached::new(dynamic.clone())))
+                    .clone();
+                cached.get(self).await
+            }
+        }
+    }
+
+    fn log(&self, line: String) {
+        self.log.lock().push(line);
+        self.log_ready.notify_one();
+    }
+
+    /// Takes the pending log lines.
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock())
+    }
+
+    pub fn has_log(&self) -> bool {
+        !self.log.lock().is_empty()
+    }
+}
+
+struct Current {
+    creds: Credentials,
+    expires: Option<SystemTime>,
+    refresh_at: Option<SystemTime>,
+}
+
+#[derive(Default)]
+struct State {
+    provider: Option<SharedCredentialsProvider>,
+    current: Option<Current>,
+    fetching: bool,
+    /// Whether the background refresh task runs.
+    refresher: bool,
+    /// Incremented when a fetch ends, so that waiters know theirs is over.
+    fetches: u64,
+    last_error: Option<String>,
+    last_failure: Option<Instant>,
+    last_logged: Option<Instant>,
+}
+
+/// One source's credentials and their refresh.
+pub struct Cached {
+    source: Dynamic,
+    state: Mutex<State>,
+    fetched: Notify,
+}
+
+impl Cached {
+    fn new(source: Dynamic) -> Self {
+        Self {
+            source,
+            state: Mutex::new(State::default()),
+            fetched: Notify::new(),
+        }
+    }
+
+    async fn get(self: &Arc<Self>, providers: &Arc<Providers>) -> Result<Credentials, String> {
+        let notified = {
+            let mut state = self.state.lock();
+            if let Some(current) = &state.current {
+                if current.expires.is_none_or(|e| e > SystemTime::now()) {
+                    return Ok(current.creds.clone());
+                }
+            }
+            let seen = state.fetches;
+            if let (false, Some(failed), Some(err)) =
+                (state.fetching, state.last_failure, &state.last_error)
+            {
+                if failed.elapsed() < FAILED_FETCH_HOLD {
+                    return Err(format!("no AWS credentials: {err}"));
+                }
+            }
+            if !state.fetching {
+                state.fetching = true;
+                tokio::spawn(self.clone().first_fetch(providers.clone()));
+            }
+            let notified = self.fetched.notified();
+            (notified, seen)
+        };
+        let (notified, seen) = notified;
+        notified.await;
+        let state = self.state.lock();
+        match &state.current {
+            Some(current) if current.expires.is_none_or(|e| e > SystemTime::now()) => {
+                Ok(current.creds.clone())
+            }
+            _ if state.fetches > seen => Err(format!(
+                "no AWS credentials: {}",
+                state
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("the source returned none")
+            )),
+            _ => Err("no AWS credentials: the fetch did not finish".into()),
+        }
+    }
+
+    /// Fetches new credentials, stores them and wakes the waiters (the caller set
+    /// `fetching`). Returns when to refresh next: ahead of expiry, or after a failure
+    /// while the current credentials are still valid, a retry.
+    async fn refresh_once(&self, providers: &Providers) -> Option<SystemTime> {
+        let result = self.fetch().await;
+        let now = SystemTime::now();
+        let next = {
+            let mut state = self.state.lock();
+            state.fetching = false;
+            state.fetches += 1;
+            match result {
+                Ok(current) => {
+                    let next = current.refresh_at;
+                    state.current = Some(current);
+                    state.last_error = None;
+                    next
+                }
+                Err(e) => {
+                    let still_valid = state
+                        .current
+                        .as_ref()
+                        .and_then(|c| c.expires)
+                        .filter(|expires| *expires > now);
+                    if let Some(expires) = still_valid {
+                        let due = state.last_logged.is_none_or(|t| t.elapsed() >= LOG_EVERY);
+                        if due {
+                            state.last_logged = Some(Instant::now());
+                            let left = expires.duration_since(now).unwrap_or_default();
+                            providers.log(format!(
+                                "refreshing AWS credentials failed ({}): {e}; still signing \
+                                 with the current ones, valid for {} more seconds",
+                                self.source.describe(),
+                                left.as_secs()
+                            ));
+                        }
+                    }
+                    state.last_error = Some(e);
+                    state.last_failure = Some(Instant::now());
+                    still_valid.map(|_| now + RETRY_AFTER)
+                }
+            }
+        };
+        self.fetched.notify_waiters();
+        next
+    }
+
+    /// The first fetch, then one background task per source that refreshes ahead of
+    /// expiry for as long as the credentials expire.
+    async fn first_fetch(self: Arc<Self>, providers: Arc<Providers>) {
+        let mut next = self.refresh_once(&providers).await;
+        {
+            let mut state = self.state.lock();
+            if state.refresher || next.is_none() {
+                return;
+            }
+            state.refresher = true;
+        }
+        while let Some(at) = next {
+            tokio::time::sleep(at.duration_since(SystemTime::now()).unwrap_or_default()).await;
+            let start = !std::mem::replace(&mut self.state.lock().fetching, true);
+            next = if start {
+                self.refresh_once(&providers).await
+            } else {
+                Some(SystemTime::now() + RETRY_AFTER)
+            };
+        }
+        self.state.lock().refresher = false;
+    }
+
+    async fn fetch(&self) -> Result<Current, String> {
+        let existing = self.state.lock().provider.clone();
+        let provider = match existing {
+            Some(p) => p,
+            None => {
+                let p = build_provider(&self.source).await;
+                self.state.lock().provider = Some(p.clone());
+                p
+            }
+        };
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| describe_error(&self.source, &e))?;
+        let now = SystemTime::now();
+        let expires = creds.expiry();
+        let refresh_at = expires.map(|e| {
+            let left = e.duration_since(now).unwrap_or_default();
+            e - REFRESH_AHEAD.min(left / 2)
+        });
+        Ok(Current {
+            creds: Credentials::new(
+                creds.access_key_id(),
+                creds.secret_access_key(),
+                creds.session_token().map(str::to_string),
+            ),
+            expires,
+            refresh_at,
+        })
+    }
+}
+
+impl Dynamic {
+    fn describe(&self) -> String {
+        let base = if self.base.is_some() {
+            "the route's keys"
+        } else {
+            "the AWS credential chain"
+        };
+        match &self.assume_role {
+            Some(role) => format!("role {} assumed with {base}", role.role_arn),
+            None => base.to_string(),
+        }
+    }
+}
+
+/// aws-config's errors name the providers tried and why each failed; they never carry
+/// secrets (aws-config redacts credentials in Debug and Display).
+fn describe_error(
+    source: &Dynamic,
+    err: &aws_credential_types::provider::error::CredentialsError,
+) -> String {
+    let mut message = format!("{} failed: {err}", source.describe());
+    let mut cause = std::error::Error::source(err);
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    message
+}
+
+async fn build_provider(source: &Dynamic) -> SharedCredentialsProvider {
+    let region = Region::new(source.region.clone());
+    let base = match &source.base {
+        Some(keys) => SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            keys.access_key.clone(),
+            keys.secret_key.clone(),
+            keys.session_token.clone(),
+            None,
+            "route",
+        )),
+        None => SharedCredentialsProvider::new(
+            DefaultCredentialsChain::builder()
+                .region(region.clone())
+                .build()
+                .await,
+        ),
+    };
+    let Some(role) = &source.assume_role else {
+        return base;
+    };
+    // The STS client takes region, endpoint overrides (AWS_ENDPOINT_URL_STS) and
+    // retries from the usual configuration sources; the base credentials sign its calls.
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(region.clone())
+        .credentials_provider(base)
+        .load()
+        .await;
+    let mut builder = AssumeRoleProvider::builder(role.role_arn.clone())
+        .region(region)
+        .session_name(
+            role.session_name
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string()),
+        )
+        .configure(&sdk);
+    if let Some(id) = &role.external_id {
+        builder = builder.external_id(id.clone());
+    }
+    SharedCredentialsProvider::new(builder.build().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn static_credentials_are_used_as_they_are() {
+        let providers = Arc::new(Providers::default());
+        let source = Source::Static(Credentials::new("AK", "SK", Some("TOKEN".into())));
+        let creds = runtime().block_on(providers.get(&source)).expect("creds");
+        assert_eq!(creds.access_key_id(), "AK");
+        assert!(creds.has_session_token());
+    }
+
+    #[test]
+    fn debug_never_shows_keys() {
+        let dynamic = Dynamic {
+            base: Some(StaticKeys {
+                access_key: "AKSECRETLOOKING".into(),
+                secret_key: "SECRETKEY".into(),
+                session_token: Some("TOKEN".into()),
+            }),
+            assume_role: None,
+            region: "us-east-1".into(),
+        };
+        let shown = format!("{dynamic:?}");
+        assert!(!shown.contains("SECRETKEY") && !shown.contains("TOKEN"));
+    }
+}
