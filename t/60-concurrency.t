@@ -63,3 +63,32 @@ calls overlapped: true
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 2: the library loaded in the master before fork serves from the worker's own runtime
+--- http_config
+    init_by_lua_block {
+        -- load the library and touch its per-process state in the master
+        local native = require("apisix.plugins.aws-lambda.native")
+        native.stats()
+        CONF = { function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger" }
+    }
+--- config
+    location /aws {
+        access_by_lua_block {
+            require("apisix.plugins.aws-lambda.openresty").run(CONF)
+        }
+    }
+    location /t {
+        content_by_lua_block {
+            local res = assert(require("client").request({ path = "/aws" }))
+            local socket = require("apisix.plugins.aws-lambda.native").stats().socket
+            ngx.say(res.status, " ", res.body:sub(1, -2))
+            ngx.say("socket of this worker: ",
+                    socket:find("-" .. ngx.worker.pid() .. ".sock", 1, true) ~= nil)
+        }
+    }
+--- response_body
+200 aws lambda invoked
+socket of this worker: true

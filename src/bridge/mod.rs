@@ -16,7 +16,7 @@ pub mod tickets;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,9 +61,33 @@ pub struct Worker {
 
 static WORKER: RwLock<Option<Arc<Worker>>> = RwLock::new(None);
 
+/// This process's id, cached: `getpid` is a system call, and `current()` runs twice
+/// per request. A fork clears the cache in the child.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn forget_pid_in_child() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+fn pid() -> u32 {
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_pid_in_child)) };
+    });
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let pid = std::process::id();
+            PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
+
 /// The worker state of this process, if started here.
 pub fn current() -> Option<Arc<Worker>> {
-    let pid = std::process::id();
+    let pid = pid();
     WORKER.read().as_ref().filter(|w| w.pid == pid).cloned()
 }
 
@@ -74,7 +98,7 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
         return Ok(w.socket_path.clone());
     }
     let mut slot = WORKER.write();
-    let pid = std::process::id();
+    let pid = pid();
     match slot.take() {
         Some(w) if w.pid == pid => {
             let path = w.socket_path.clone();
@@ -135,7 +159,7 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
 /// Stops this process's runtime and removes its socket (worker exit).
 pub fn stop() {
     let mut slot = WORKER.write();
-    let pid = std::process::id();
+    let pid = pid();
     if let Some(w) = slot.take() {
         if w.pid == pid {
             w.stopping.store(true, Ordering::SeqCst);
