@@ -8,6 +8,7 @@ APT_PACKAGES=(
     lua-check                                                # luacheck
     libtest-base-perl libtext-diff-perl liblist-moreutils-perl  # the Test::Nginx-format runner
     curl ca-certificates
+    luarocks lua5.1 make                                     # ci/install-test.sh: the rock (build type make)
 )
 
 missing=()
@@ -26,14 +27,18 @@ if ((${#missing[@]})); then
         "${missing[@]}" >/dev/null
 fi
 
-# botocore verifies signatures in the mock function (an implementation we did not write).
-# pip where python3 allows it; Debian's own python3 (PEP 668) gets Debian's package, and
-# t/TestAWSLambda.pm and ci/demo.sh fall back to /usr/bin/python3.
-if ! python3 -c "import botocore" 2>/dev/null \
-        && ! /usr/bin/python3 -c "import botocore" 2>/dev/null; then
-    echo "installing Python packages: botocore"
-    if ! python3 -m pip install --quiet botocore 2>/dev/null; then
-        DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq python3-botocore >/dev/null
+# botocore verifies signatures in the mock function (an implementation we did not write);
+# moto's server plays STS for the credential tests. pip where python3 allows it; Debian's
+# own python3 (PEP 668) gets Debian's packages, and t/TestAWSLambda.pm and ci/demo.sh
+# fall back to /usr/bin/python3.
+have_python_deps() {
+    "$1" -c "import botocore, moto, flask, flask_cors" 2>/dev/null
+}
+if ! have_python_deps python3 && ! have_python_deps /usr/bin/python3; then
+    echo "installing Python packages: botocore moto[server]"
+    if ! python3 -m pip install --quiet botocore 'moto[server]' 2>/dev/null; then
+        DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq \
+            python3-botocore python3-moto python3-flask python3-flask-cors >/dev/null
     fi
 fi
 

@@ -16,8 +16,14 @@ luacheck -q lua t/lib
 echo "== cargo test"
 cargo test --locked
 
+echo "== the mock function's own tests (botocore verifier, credential servers)"
+python3 -m unittest -q t/mock/test_function.py 2>&1 | tail -n 3
+
 echo "== build"
 ci/build.sh
+
+echo "== install: luarocks make/pack/install offline, t/20 and t/30 against the installed rock"
+ci/install-test.sh
 
 echo "== t/ (Test::Nginx format)"
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}

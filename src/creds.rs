@@ -29,6 +29,9 @@ use crate::sign::Credentials;
 
 /// Refresh this long before expiry at most (or at half the remaining lifetime).
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// Refreshes are at least this far apart, even when a source keeps handing out the
+/// same credentials close to their expiry (halving the wait would spin).
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 /// After a failed refresh, wait this long before the next attempt.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Without valid credentials, a failed fetch is not repeated for this long: requests in
@@ -291,7 +294,7 @@ impl Cached {
         let expires = creds.expiry();
         let refresh_at = expires.map(|e| {
             let left = e.duration_since(now).unwrap_or_default();
-            e - REFRESH_AHEAD.min(left / 2)
+            (e - REFRESH_AHEAD.min(left / 2)).max(now + MIN_REFRESH_INTERVAL)
         });
         Ok(Current {
             creds: Credentials::new(

@@ -14,11 +14,20 @@ package t::TestAWSLambda;
 # - starts the mock function (t/mock/function.py) once per .t file on
 #   $ENV{TEST_NGINX_MOCK_PORT} // 1990, or reuses a mock already answering
 #   there, and stops the one it started when the file ends;
+# - with `BEGIN { $t::TestAWSLambda::CredentialServers = 1 }` before the
+#   `use`, starts the mock with its credential servers too (IMDSv2,
+#   container credentials with an authorization token, moto's STS; ports
+#   from TEST_NGINX_IMDS_PORT / _ECS_PORT / _STS_PORT or free ones) and sets
+#   TEST_NGINX_IMDS_PORT, TEST_NGINX_ECS_PORT, TEST_NGINX_STS_PORT and
+#   TEST_NGINX_ECS_TOKEN to what the mock serves (a reused mock must have them);
 # - sets TEST_NGINX_ROOT (the project root), TEST_NGINX_MOCK_PORT and
 #   TEST_NGINX_HTML_DIR for $TEST_NGINX_* substitution in sections, and
 #   exports them as $root and $mock_port;
 # - prepends lua_package_path / lua_package_cpath (lua/, t/lib/, build/lib/)
-#   to every block's http_config (unless the block sets them itself), gives
+#   to every block's http_config (unless the block sets them itself);
+#   $ENV{TEST_AWSL_LUA_DIR} and $ENV{TEST_AWSL_LIB_DIR} replace lua/ and
+#   build/lib/ (ci/install-test.sh points them at an installed rock tree,
+#   share/lua/5.1 and lib/lua/5.1), t/lib/ stays; gives
 #   a block without --- no_error_log one of [alert] and [emerg] (and [error]
 #   unless it expects an --- error_log), and a block without
 #   --- request a `GET /t`; blocks run once each, in order;
@@ -40,6 +49,9 @@ use File::Basename ();
 use File::Spec ();
 
 our ($root, $mock_port);
+
+# Set (in a BEGIN block before the `use`) to start the credential servers.
+our $CredentialServers;
 
 # Strings (secrets) that no block's error.log may contain, whatever it tests.
 our @NeverLogged;
@@ -103,9 +115,16 @@ my $probe = sub {
 
 my $start_mock = sub {
     # the first python3 that has botocore (pyenv's, or Debian's python3-botocore)
+    # (and moto for the credential servers)
+    my $modules = $CredentialServers ? 'botocore, moto' : 'botocore';
     my $python = $ENV{TEST_NGINX_PYTHON}
-        || ((grep { system("$_ -c 'import botocore' 2>/dev/null") == 0 }
+        || ((grep { system("$_ -c 'import $modules' 2>/dev/null") == 0 }
              'python3', '/usr/bin/python3')[0] // 'python3');
+    my @servers = !$CredentialServers ? () : (
+        '--imds-port', $ENV{TEST_NGINX_IMDS_PORT} // 0,
+        '--ecs-port', $ENV{TEST_NGINX_ECS_PORT} // 0,
+        '--ecs-token', $ENV{TEST_NGINX_ECS_TOKEN} // 'mock-container-authorization-token',
+        '--sts-port', $ENV{TEST_NGINX_STS_PORT} // 0);
     my $log = $ENV{TEST_NGINX_MOCK_LOG} || "$root/t/servroot-mock.log";
     if (open my $out, '>>', $log) {
         print $out "=== $0: mock on port $mock_port\n";
@@ -120,7 +139,7 @@ my $start_mock = sub {
         open STDOUT, '>&', $wr;
         open STDERR, '>>', $log or open STDERR, '>', '/dev/null';
         exec $python, "$root/t/mock/function.py", '--host', '127.0.0.1',
-             '--port', $mock_port
+             '--port', $mock_port, @servers
             or POSIX::_exit(127);
     }
     close $wr;
@@ -158,6 +177,31 @@ my $start_mock = sub {
         die "t::TestAWSLambda: port $mock_port is taken by something that is not the "
             . "mock function (set TEST_NGINX_MOCK_PORT)\n";
     }
+    if ($CredentialServers) {
+        # the ports the mock's credential servers listen on: {"imds_port": N, ...}
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mock_port,
+                                         Proto => 'tcp', Timeout => 2);
+        my $resp = '';
+        if ($sock) {
+            print $sock "GET /_servers HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n";
+            my $sel = IO::Select->new($sock);
+            while ($sel->can_read(3)) {
+                last if !sysread($sock, my $buf, 4096);
+                $resp .= $buf;
+            }
+            close $sock;
+        }
+        my %servers;
+        while ($resp =~ /"(\w+)":\s*(?:"([^"]*)"|(\d+))/g) {
+            $servers{$1} = $2 // $3;
+        }
+        for my $name (qw(imds ecs sts)) {
+            die "t::TestAWSLambda: the mock on port $mock_port has no $name server "
+                . "(stop it, or unset TEST_NGINX_MOCK_PORT)\n" if !$servers{"${name}_port"};
+            $ENV{'TEST_NGINX_' . uc($name) . '_PORT'} = $servers{"${name}_port"};
+        }
+        $ENV{TEST_NGINX_ECS_TOKEN} = $servers{ecs_token} // '';
+    }
 }
 
 END {
@@ -181,12 +225,14 @@ add_block_preprocessor(sub {
     my $block = shift;
 
     my $http_config = $block->http_config // '';
+    my $lua_dir = $ENV{TEST_AWSL_LUA_DIR} || "$root/lua";
+    my $lib_dir = $ENV{TEST_AWSL_LIB_DIR} || "$root/build/lib";
     my $paths = '';
     if ($http_config !~ /^\s*lua_package_path\b/m) {
-        $paths .= qq{    lua_package_path "$root/lua/?.lua;$root/t/lib/?.lua;;";\n};
+        $paths .= qq{    lua_package_path "$lua_dir/?.lua;$root/t/lib/?.lua;;";\n};
     }
     if ($http_config !~ /^\s*lua_package_cpath\b/m) {
-        $paths .= qq{    lua_package_cpath "$root/build/lib/?.so;;";\n};
+        $paths .= qq{    lua_package_cpath "$lib_dir/?.so;;";\n};
     }
     $block->set_value('http_config', $paths . $http_config);
 

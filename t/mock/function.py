@@ -3,12 +3,14 @@
 
 Verifies the AWS Signature V4 of every request with botocore (an
 implementation this project did not write) and answers according to the
-path. Python 3 standard library + botocore only.
+path. Python 3 standard library + botocore; moto[server] for --sts-port.
 
     python3 t/mock/function.py --port 1990 [--host 127.0.0.1]
+        [--imds-port N] [--ecs-port N [--ecs-token TOKEN]] [--sts-port N]
 
-Prints `mock function listening on HOST:PORT` on stdout once listening; logs
-one line per request (method, target, verdict) to stderr.
+Prints `mock function listening on HOST:PORT` on stdout once listening (and
+every extra listener is ready); logs one line per request (method, target,
+verdict) to stderr.  Port 0 picks a free port (GET /_servers tells which).
 
 Endpoints (any method):
   /httptrigger*     200 "aws lambda invoked\\n" (like APISIX's test server)
@@ -19,21 +21,82 @@ Endpoints (any method):
   /close            reads the request, closes without answering
   /garbage          answers "this is not http\\r\\n\\r\\n" and closes
   /headers-only     Content-Length: 100, 10 bytes of body, closes
+  /_<name>          the control API of the credential sources (below)
   anything else     200 text/plain describing the request (see describe())
+
+Signature verdicts: ok; none (no Authorization); malformed; unknown-key;
+mismatch (a wrong signature, or an X-Amz-Security-Token that is not the one
+issued with the access key, or none for a key issued with one: AWS rejects
+both); expired (a correct signature with credentials past their
+Expiration).  Known keys: TEST_KEYS, MOCK_CREDENTIALS="ak:sk,ak2:sk2", every
+pair the IMDS and container servers hand out, every pair moto's STS issued
+(looked up in moto's backend).
+
+Credential sources, extra listeners in this process (so that the verifier
+knows every pair they hand out):
+  --imds-port N   EC2 IMDSv2.  PUT /latest/api/token with
+                  X-aws-ec2-metadata-token-ttl-seconds (1-21600) returns a
+                  token (400 without a valid TTL, 403 with X-Forwarded-For);
+                  every GET without a valid X-aws-ec2-metadata-token gets 401
+                  (no IMDSv1).  GET /latest/meta-data/iam/security-credentials/
+                  -> the role name (IMDS_ROLE); .../security-credentials/<role>
+                  -> the JSON document EC2 returns (Code, LastUpdated, Type,
+                  AccessKeyId, SecretAccessKey, Token, Expiration); the same
+                  under .../security-credentials-extended/ (plus AccountId);
+                  /latest/meta-data/placement/region and .../availability-zone;
+                  404 for anything else.
+  --ecs-port N    container credentials (ECS, EKS Pod Identity).  GET on any
+                  path -> {AccessKeyId, SecretAccessKey, Token, Expiration,
+                  RoleArn}; with --ecs-token, 401 unless Authorization is
+                  exactly that token.  /garbage: 200 with invalid JSON;
+                  /down: reads the request and closes the connection.
+  --sts-port N    moto's STS (moto[server]), in-process; every call is
+                  verified like the function's requests, and recorded.
+
+Control API on the main port (not signed):
+  POST /_creds    JSON {"source": "imds"|"ecs", "access_key", "secret_key",
+                  "token", "expires_in" (s, default 3600), "delay_ms" (0),
+                  "fail" (null, "garbage", "error" or "down")}, or the same
+                  as form or query parameters: what that source serves from
+                  now on, expiring expires_in seconds from now.  The pair
+                  becomes known to the verifier; pairs served before stay
+                  known.  Without access_key, only delay_ms / fail change.
+  POST /_reset    every source serves its default pair again (ASIAIMDSEXAMPLE1,
+                  ASIAECSEXAMPLE1; an hour from now), no delay, no failure;
+                  the counters, "signed" and the STS record are cleared.
+  GET /_stats     JSON: counters per credential endpoint (imds_token,
+                  imds_token_refused, imds_unauthorized, imds_role,
+                  imds_credentials, imds_extended, imds_not_found, imds_failed,
+                  ecs_credentials, ecs_unauthorized, ecs_garbage, ecs_down,
+                  ecs_failed, sts_calls, sts_assume_role,
+                  sts_assume_role_with_web_identity); "signed": access key ->
+                  verdict -> count, of the function's requests; "sts": the STS
+                  calls (action, role_arn, session_name, external_id,
+                  access_key issued, signed_by, signature).
+  GET /_secrets   JSON {"secrets": [...]}: every secret key, session token,
+                  container authorization token and web identity token the
+                  mock knows (tests check that none reaches a log).
+  GET /_servers   JSON {"imds_port", "ecs_port", "sts_port", "ecs_token"}
+                  (null for a listener that was not started).
 """
 
 import argparse
+import collections
+import datetime
 import hashlib
 import hmac
 import http
+import io
 import itertools
+import json
 import os
 import re
+import secrets
 import socket
 import sys
 import threading
 import time
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from botocore.auth import SigV4Auth
@@ -47,11 +110,16 @@ import http.client
 # which API Gateway and Lambda function URLs accept.
 http.client._MAXHEADERS = 1000
 
-# access key -> secret key
+# access key -> secret key (long-term keys: no session token), or
+# (secret key, session token) for temporary credentials, which AWS accepts
+# only with their token
 TEST_KEYS = {
     "AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
     "KEY1": "KeySecret",
-    "ASIATEMPEXAMPLE": "tempSecretKeyExample",
+    # static temporary credentials (authorization.iam.session_token)
+    "ASIATEMPEXAMPLE": ("tempSecretKeyExample", "tempSessionTokenExample"),
+    # what t/ passes in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+    "ASIAENVEXAMPLE": ("envSecretKeyExample", "envSessionTokenExample"),
 }
 
 
@@ -71,6 +139,14 @@ def load_keys(env=None):
 
 KEYS = load_keys()
 LOG_LOCK = threading.Lock()
+STATE_LOCK = threading.RLock()  # ISSUED, the sources, STATS, STS_CALLS, SECRETS_SEEN
+
+# access key -> (secret key, session token, expiration as a Unix time): every
+# pair the IMDS and container servers handed out
+ISSUED = {}
+# tokens that are secrets without being part of a pair (container
+# authorization token, web identity tokens received by STS)
+SECRETS_SEEN = set()
 
 
 def log(msg):
@@ -152,32 +228,101 @@ def parse_authorization(value):
     }
 
 
+def _unix_time(when):
+    """A datetime (naive: UTC) -> Unix time."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
+
+
+def moto_pairs():
+    """[(access key, secret key, session token, expiration)] of every pair
+    moto's STS issued (AssumeRole, AssumeRoleWithWebIdentity).  moto keeps
+    each as an AssumedRole (access_key_id, secret_access_key, session_token,
+    expiration: a naive UTC datetime) in
+    sts_backends[account][partition].assumed_roles (moto/sts/models.py)."""
+    models = sys.modules.get("moto.sts.models")
+    if models is None:  # moto not loaded: it issued nothing
+        return []
+    pairs = []
+    try:
+        backends = models.sts_backends
+        for account in list(backends.keys()):
+            for partition in list(backends[account].keys()):
+                for role in list(backends[account][partition].assumed_roles):
+                    pairs.append((role.access_key_id, role.secret_access_key,
+                                  role.session_token, _unix_time(role.expiration)))
+    except Exception as exc:  # another moto version: say so, do not crash
+        log("mock: cannot read moto's STS backend: %r" % (exc,))
+    return pairs
+
+
+def moto_lookup(access_key):
+    """(secret key, session token, expiration) of a pair moto issued, or None."""
+    for ak, sk, token, expiration in moto_pairs():
+        if ak == access_key:
+            return sk, token, expiration
+    return None
+
+
+def _known(entry):
+    """A keys entry (secret, (secret, token) or (secret, token, expiration))
+    -> (secret, token or None, expiration or None)."""
+    if isinstance(entry, str):
+        return entry, None, None
+    entry = tuple(entry)
+    return (entry + (None, None))[:3]
+
+
+def lookup_credentials(access_key, keys=None):
+    """(secret key, session token or None, expiration as a Unix time or None)
+    of a known access key, or None.  keys: a dict of entries as in TEST_KEYS
+    (plus optionally an expiration); None: KEYS, the pairs the credential
+    servers handed out, and the pairs moto issued."""
+    if keys is not None:
+        entry = keys.get(access_key)
+        return None if entry is None else _known(entry)
+    entry = KEYS.get(access_key)
+    if entry is not None:
+        return _known(entry)
+    with STATE_LOCK:
+        entry = ISSUED.get(access_key)
+    if entry is not None:
+        return entry
+    return moto_lookup(access_key)
+
+
 class Verdict:
     """The outcome of verify(): verdict (ok, none, mismatch, unknown-key,
-    malformed), the SignedHeaders text, a debug text for the log, and the
-    canonical request / string to sign when they could be computed."""
+    malformed, expired), the SignedHeaders text, a debug text for the log,
+    the canonical request / string to sign when they could be computed, and
+    the access key of the Authorization header when it could be parsed."""
 
     def __init__(self, verdict, signed_headers="", debug="", canonical_request=None,
-                 string_to_sign=None):
+                 string_to_sign=None, access_key=None):
         self.verdict = verdict
         self.signed_headers = signed_headers
         self.debug = debug
         self.canonical_request = canonical_request
         self.string_to_sign = string_to_sign
+        self.access_key = access_key
 
     def __repr__(self):
         return "Verdict(%r, %r)" % (self.verdict, self.signed_headers)
 
 
-def verify(method, target, headers, body, keys=None):
+def verify(method, target, headers, body, keys=None, check_token=True, now=None):
     """Verify the SigV4 signature of a received request, as AWS does.
 
     method, target: as on the request line (the target raw, not decoded).
     headers: list of (name, value) as received, repeated fields repeated;
     values as http.server gives them (bytes decoded as latin-1).
-    body: the body bytes.  Returns a Verdict.
+    body: the body bytes.  keys: see lookup_credentials().  check_token:
+    the X-Amz-Security-Token must be the one issued with the access key
+    (none for long-term keys); False ignores it (the AWS suite vectors sign
+    tokens with AKIDEXAMPLE).  now: the Unix time expirations are compared
+    with.  Returns a Verdict.
     """
-    keys = KEYS if keys is None else keys
     auths = [v for n, v in headers if n.lower() == "authorization"]
     if not auths:
         return Verdict("none")
@@ -194,10 +339,12 @@ def verify(method, target, headers, body, keys=None):
     if len(dates) != 1 or not _AMZ_DATE_RE.match(dates[0].strip()):
         return Verdict("malformed", signed_text, "no valid X-Amz-Date: %r" % dates)
     amz_date = dates[0].strip()
-    secret = keys.get(auth["access_key"])
-    if secret is None:
+    known = lookup_credentials(auth["access_key"], keys)
+    if known is None:
         return Verdict("unknown-key", signed_text,
-                       "unknown access key %r" % auth["access_key"])
+                       "unknown access key %r" % auth["access_key"],
+                       access_key=auth["access_key"])
+    secret, token, expiration = known
 
     received = [(n, _as_text(v)) for n, v in headers]
     present = {n.lower() for n, _ in received}
@@ -212,6 +359,18 @@ def verify(method, target, headers, body, keys=None):
         if n.lower() == "x-amz-content-sha256" and v.strip() != body_hash:
             problems.append("x-amz-content-sha256 %s is not the body's %s"
                             % (v.strip(), body_hash))
+    if check_token:
+        # never the token values themselves: this goes to the log
+        tokens = [v.strip() for n, v in received if n.lower() == "x-amz-security-token"]
+        if len(tokens) > 1:
+            problems.append("more than one X-Amz-Security-Token")
+        elif token is None and tokens:
+            problems.append("an X-Amz-Security-Token with a long-term access key")
+        elif token is not None and not tokens:
+            problems.append("no X-Amz-Security-Token with a temporary access key")
+        elif token is not None and not hmac.compare_digest(
+                tokens[0].encode("utf-8", "surrogateescape"), token.encode("utf-8")):
+            problems.append("the X-Amz-Security-Token is not the one issued with the key")
 
     text_target = _as_text(target)
     if text_target.startswith(("http://", "https://")):
@@ -250,14 +409,21 @@ def verify(method, target, headers, body, keys=None):
     if signed_again != signed_text:
         problems.append("SignedHeaders %r is not sorted, lowercase and unique" % signed_text)
     if hmac.compare_digest(expected, auth["signature"]) and not problems:
-        return Verdict("ok", signed_text, "", canonical, string_to_sign)
+        if expiration is not None and (time.time() if now is None else now) >= expiration:
+            return Verdict("expired", signed_text,
+                           "the credentials of %s expired %.1f s ago"
+                           % (auth["access_key"],
+                              (time.time() if now is None else now) - expiration),
+                           canonical, string_to_sign, auth["access_key"])
+        return Verdict("ok", signed_text, "", canonical, string_to_sign, auth["access_key"])
     debug = (
         "signature mismatch: got %s, expected %s%s\n"
         "--- canonical request ---\n%s\n--- string to sign ---\n%s"
         % (auth["signature"], expected,
            "".join("\n" + p for p in problems), canonical, string_to_sign)
     )
-    return Verdict("mismatch", signed_text, debug, canonical, string_to_sign)
+    return Verdict("mismatch", signed_text, debug, canonical, string_to_sign,
+                   auth["access_key"])
 
 
 # --------------------------------------------------------------------------
@@ -379,13 +545,20 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.send_error(400, str(exc))
             return
+        path, _, query = target.partition("?")
+        if path in CONTROL_PATHS:
+            log("mock: %s %s control conn=%d" % (method, target, self.conn_serial))
+            self.control(method, path, query, body)
+            return
         result = verify(method, target, received, body)
         verdict, signed = result.verdict, result.signed_headers
         log("mock: %s %s %s conn=%d" % (method, target, verdict, self.conn_serial))
         if result.debug:
             log(result.debug)
+        if result.access_key is not None:
+            with STATE_LOCK:
+                SIGNED[result.access_key][verdict] += 1
 
-        path = target.partition("?")[0]
         if path.startswith("/httptrigger"):
             self.respond(200, b"aws lambda invoked\n",
                          [("Content-Type", "text/plain"), ("Connection", "Keep-Alive")])
@@ -415,6 +588,40 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.respond(200, self.describe(method, target, received, body, verdict, signed),
                          [("Content-Type", "text/plain")])
+
+    def send_json(self, code, obj):
+        self.respond(code, json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n",
+                     [("Content-Type", "application/json")])
+
+    def control(self, method, path, query, body):
+        """The control API of the credential sources (see the module doc)."""
+        want = "GET" if path in ("/_stats", "/_secrets", "/_servers") else "POST"
+        if method != want and not (want == "POST" and method == "PUT"):
+            self.send_json(405, {"error": "%s wants %s" % (path, want)})
+        elif path == "/_creds":
+            try:
+                fields = parse_fields(query, body)
+                source = SOURCES.get(fields.pop("source", None))
+                if source is None:
+                    raise ValueError("source must be one of %s" % ", ".join(sorted(SOURCES)))
+                source.update(fields)
+            except ValueError as exc:
+                self.send_json(400, {"error": str(exc)})
+                return
+            (ak, _, _, expiration), _, delay_ms, fail = source.snapshot()
+            self.send_json(200, {"source": source.name, "access_key": ak,
+                                 "expiration": iso8601(expiration), "delay_ms": delay_ms,
+                                 "fail": fail})
+        elif path == "/_reset":
+            reset_sources()
+            self.send_json(200, {"reset": True})
+        elif path == "/_stats":
+            self.send_json(200, stats())
+        elif path == "/_secrets":
+            self.send_json(200, {"secrets": sorted(known_secrets())})
+        else:  # /_servers
+            with STATE_LOCK:
+                self.send_json(200, dict(SERVERS))
 
     def send_big(self, n, chunked):
         headers = [("Content-Type", "application/octet-stream")]
@@ -476,13 +683,408 @@ class Server(ThreadingHTTPServer):
         log("mock: error on connection from %s: %r" % (client_address, sys.exc_info()[1]))
 
 
+# --------------------------------------------------------------------------
+# credential sources: IMDSv2, container credentials, moto's STS
+# --------------------------------------------------------------------------
+
+ACCOUNT_ID = "123456789012"
+IMDS_ROLE = "mock-instance-role"
+ECS_ROLE_ARN = "arn:aws:iam::%s:role/mock-task-role" % ACCOUNT_ID
+IMDS_REGION = "us-east-1"
+IMDS_MAX_TTL = 21600
+DEFAULT_LIFETIME = 3600
+# what each source serves until told otherwise: access key, secret key, token
+DEFAULT_PAIRS = {
+    "imds": ("ASIAIMDSEXAMPLE1", "imdsSecretKeyExample1", "imdsSessionTokenExample1"),
+    "ecs": ("ASIAECSEXAMPLE1", "ecsSecretKeyExample1", "ecsSessionTokenExample1"),
+}
+FAIL_MODES = ("garbage", "error", "down")
+COUNTERS = ("imds_token", "imds_token_refused", "imds_unauthorized", "imds_role",
+            "imds_credentials", "imds_extended", "imds_not_found", "imds_failed",
+            "ecs_credentials", "ecs_unauthorized", "ecs_garbage", "ecs_down", "ecs_failed",
+            "sts_calls", "sts_assume_role", "sts_assume_role_with_web_identity")
+CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers")
+
+STATS = collections.Counter({name: 0 for name in COUNTERS})
+SIGNED = collections.defaultdict(collections.Counter)  # access key -> verdict -> n
+STS_CALLS = []
+IMDS_TOKENS = {}  # token -> expiry (Unix time)
+SERVERS = {"imds_port": None, "ecs_port": None, "sts_port": None, "ecs_token": None}
+
+
+def count(name):
+    with STATE_LOCK:
+        STATS[name] += 1
+
+
+def iso8601(unix):
+    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+class CredentialSource:
+    """What the IMDS or the container server hands out: one temporary pair
+    and its expiration, and how the source misbehaves (delay, failure)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.reset()
+
+    def reset(self):
+        ak, sk, token = DEFAULT_PAIRS[self.name]
+        with STATE_LOCK:
+            self.delay_ms = 0
+            self.fail = None
+            self._serve(ak, sk, token, DEFAULT_LIFETIME)
+
+    def _serve(self, ak, sk, token, expires_in):
+        now = time.time()
+        expiration = now + expires_in
+        self.pair = (ak, sk, token, expiration)
+        self.last_updated = now
+        ISSUED[ak] = (sk, token, expiration)
+
+    def update(self, fields):
+        """access_key, secret_key, token, expires_in, delay_ms, fail; those
+        not given keep their value.  Raises ValueError."""
+        fields = dict(fields)
+        pair = [fields.pop(k, None) for k in ("access_key", "secret_key", "token")]
+        expires_in = fields.pop("expires_in", DEFAULT_LIFETIME)
+        delay_ms = fields.pop("delay_ms", None)
+        fail = fields.pop("fail", "keep")
+        if fields:
+            raise ValueError("unknown fields: %s" % ", ".join(sorted(fields)))
+        if any(pair) and not all(isinstance(v, str) and v for v in pair):
+            raise ValueError("access_key, secret_key and token go together")
+        try:
+            expires_in = float(expires_in)
+            delay_ms = None if delay_ms is None else int(delay_ms)
+        except (TypeError, ValueError):
+            raise ValueError("expires_in and delay_ms are numbers") from None
+        if fail in ("", "none", "null", None):
+            fail = None
+        elif fail != "keep" and fail not in FAIL_MODES:
+            raise ValueError("fail must be one of %s" % ", ".join(FAIL_MODES))
+        with STATE_LOCK:
+            if all(pair):
+                self._serve(pair[0], pair[1], pair[2], expires_in)
+            if delay_ms is not None:
+                self.delay_ms = delay_ms
+            if fail != "keep":
+                self.fail = fail
+
+    def snapshot(self):
+        with STATE_LOCK:
+            return self.pair, self.last_updated, self.delay_ms, self.fail
+
+
+SOURCES = {name: CredentialSource(name) for name in DEFAULT_PAIRS}
+
+
+def reset_sources():
+    with STATE_LOCK:
+        for source in SOURCES.values():
+            source.reset()
+        STATS.clear()
+        STATS.update({name: 0 for name in COUNTERS})
+        SIGNED.clear()
+        del STS_CALLS[:]
+
+
+def parse_fields(query, body):
+    """/_creds fields from a JSON body, or form parameters (body, query)."""
+    text = body.decode("utf-8", "replace").strip()
+    if text.startswith("{"):
+        try:
+            fields = json.loads(text)
+        except ValueError as exc:
+            raise ValueError("invalid JSON: %s" % exc) from None
+        if not isinstance(fields, dict):
+            raise ValueError("a JSON object is expected")
+        return fields
+    return dict(parse_qsl(query, keep_blank_values=True) + parse_qsl(text, keep_blank_values=True))
+
+
+def stats():
+    with STATE_LOCK:
+        out = dict(STATS)
+        out["signed"] = {ak: dict(v) for ak, v in SIGNED.items()}
+        out["sts"] = [dict(call) for call in STS_CALLS]
+        return out
+
+
+def known_secrets():
+    """Every secret key, session token and bearer token the mock knows."""
+    found = set()
+    for entry in list(KEYS.values()):
+        sk, token, _ = _known(entry)
+        found.update(x for x in (sk, token) if x)
+    with STATE_LOCK:
+        for sk, token, _ in ISSUED.values():
+            found.update(x for x in (sk, token) if x)
+        found.update(SECRETS_SEEN)
+        found.update(IMDS_TOKENS)
+    for _, sk, token, _ in moto_pairs():
+        found.update(x for x in (sk, token) if x)
+    return found
+
+
+def credentials_document(name, extended=False):
+    """The JSON the source answers: EC2's instance-profile document, or the
+    container credentials document."""
+    (ak, sk, token, expiration), updated, _, _ = SOURCES[name].snapshot()
+    if name == "imds":
+        doc = {"Code": "Success", "LastUpdated": iso8601(updated), "Type": "AWS-HMAC",
+               "AccessKeyId": ak, "SecretAccessKey": sk, "Token": token,
+               "Expiration": iso8601(expiration)}
+        if extended:
+            doc["AccountId"] = ACCOUNT_ID
+    else:
+        doc = {"AccessKeyId": ak, "SecretAccessKey": sk, "Token": token,
+               "Expiration": iso8601(expiration), "RoleArn": ECS_ROLE_ARN}
+    return json.dumps(doc, indent=2).encode() + b"\n"
+
+
+class SourceHandler(Handler):
+    """Base of the IMDS and container servers (HTTP/1.1, keep-alive)."""
+
+    def text(self, code, body, headers=()):
+        self.respond(code, body.encode() if isinstance(body, str) else body,
+                     [("Content-Type", "text/plain")] + list(headers))
+
+    def serve_credentials(self, name, extended=False):
+        _, _, delay_ms, fail = SOURCES[name].snapshot()
+        if delay_ms:
+            time.sleep(delay_ms / 1000.0)
+        if fail is not None:
+            count(name + "_failed")
+            log("mock: %s: failing with %s" % (name, fail))
+        if fail == "down":
+            self.close_connection = True
+        elif fail == "garbage":
+            self.respond(200, b"<html>this is not JSON {", [("Content-Type", "application/json")])
+        elif fail == "error":
+            self.respond(500, b'{"Code": "InternalError", "Message": "mock failure"}',
+                         [("Content-Type", "application/json")])
+        else:
+            count(name + "_credentials")
+            self.respond(200, credentials_document(name, extended),
+                         [("Content-Type", "application/json" if name == "ecs" else "text/plain")])
+
+    def serve(self):
+        try:
+            self.read_body()
+        except BadRequest as exc:
+            self.close_connection = True
+            self.send_error(400, str(exc))
+            return
+        path = self.path.partition("?")[0]
+        log("mock: %s %s %s" % (self.label, self.command, path))
+        self.route(path)
+
+
+_IMDS_CREDS_RE = re.compile(r"/latest/meta-data/iam/security-credentials(-extended)?/?(.*)")
+
+
+class ImdsHandler(SourceHandler):
+    """EC2's instance metadata service, IMDSv2 only."""
+    server_version = "EC2ws"
+    label = "imds"
+
+    def route(self, path):
+        if path == "/latest/api/token":
+            return self.token()
+        token = self.headers.get("X-aws-ec2-metadata-token")
+        with STATE_LOCK:
+            valid = token is not None and IMDS_TOKENS.get(token, 0) > time.time()
+        if not valid:  # IMDSv1 (no token), or an unknown or expired token
+            count("imds_unauthorized")
+            return self.text(401, "")
+        if self.command not in ("GET", "HEAD"):
+            return self.text(405, "")
+        m = _IMDS_CREDS_RE.fullmatch(path)
+        if m:
+            extended, role = bool(m.group(1)), m.group(2)
+            if extended:
+                count("imds_extended")
+            if role == "":
+                count("imds_role")
+                return self.text(200, IMDS_ROLE)
+            if role == IMDS_ROLE:
+                return self.serve_credentials("imds", extended)
+        elif path == "/latest/meta-data/placement/region":
+            return self.text(200, IMDS_REGION)
+        elif path == "/latest/meta-data/placement/availability-zone":
+            return self.text(200, IMDS_REGION + "a")
+        count("imds_not_found")
+        return self.text(404, "")
+
+    def token(self):
+        ttl = (self.headers.get("X-aws-ec2-metadata-token-ttl-seconds") or "").strip()
+        if self.command != "PUT":
+            count("imds_token_refused")
+            return self.text(405, "")
+        if self.headers.get("X-Forwarded-For") is not None:
+            count("imds_token_refused")
+            return self.text(403, "")
+        if not ttl.isdigit() or not 1 <= int(ttl) <= IMDS_MAX_TTL:
+            count("imds_token_refused")
+            return self.text(400, "")
+        token = "imds-" + secrets.token_urlsafe(32)
+        with STATE_LOCK:
+            IMDS_TOKENS[token] = time.time() + int(ttl)
+        count("imds_token")
+        return self.text(200, token, [("X-aws-ec2-metadata-token-ttl-seconds", ttl)])
+
+
+class EcsHandler(SourceHandler):
+    """The container credentials endpoint of ECS / EKS Pod Identity."""
+    server_version = "mock-container-credentials"
+    label = "ecs"
+
+    def route(self, path):
+        if path == "/down":
+            count("ecs_down")
+            self.close_connection = True
+            return
+        with STATE_LOCK:
+            want = SERVERS["ecs_token"]
+        if want is not None and self.headers.get_all("Authorization") != [want]:
+            count("ecs_unauthorized")
+            return self.respond(401, b'{"code": "Unauthorized", "message": "bad token"}',
+                                [("Content-Type", "application/json")])
+        if path == "/garbage":
+            count("ecs_garbage")
+            return self.respond(200, b"<html>this is not JSON {",
+                                [("Content-Type", "application/json")])
+        return self.serve_credentials("ecs")
+
+
+_STS_ERRORS = {"unknown-key": ("InvalidClientTokenId",
+                               "The security token included in the request is invalid."),
+               "expired": ("ExpiredToken", "The security token included in the request is expired"),
+               "none": ("MissingAuthenticationToken", "Request is missing Authentication Token")}
+
+
+def sts_app():
+    """moto's STS as a WSGI application, behind a layer that verifies the
+    signature of each call (AssumeRole must be signed with valid
+    credentials, as AWS wants; AssumeRoleWithWebIdentity is not signed) and
+    records it for /_stats."""
+    from moto.moto_server.werkzeug_app import create_backend_app
+    import moto.sts.models  # noqa: F401  (moto_pairs() reads its backend)
+
+    app = create_backend_app("sts")
+
+    def wsgi(environ, start_response):
+        length = environ.get("CONTENT_LENGTH") or "0"
+        body = environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        headers = [(k[5:].replace("_", "-").lower(), v) for k, v in environ.items()
+                   if k.startswith("HTTP_")]
+        for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+            if environ.get(key):
+                headers.append((name, environ[key]))
+        query = environ.get("QUERY_STRING", "")
+        target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or (
+            environ.get("PATH_INFO", "/") + ("?" + query if query else ""))
+        result = verify(environ["REQUEST_METHOD"], target, headers, body)
+        params = dict(parse_qsl(query) + parse_qsl(body.decode("utf-8", "replace")))
+        action = params.get("Action", "?")
+        log("mock: sts %s %s signed_by=%s" % (action, result.verdict, result.access_key))
+        if result.debug:
+            log(result.debug)
+        if params.get("WebIdentityToken"):
+            with STATE_LOCK:
+                SECRETS_SEEN.add(params["WebIdentityToken"])
+        unsigned_ok = action in ("AssumeRoleWithWebIdentity", "AssumeRoleWithSAML")
+        if not (result.verdict == "ok" or (unsigned_ok and result.verdict == "none")):
+            code, message = _STS_ERRORS.get(result.verdict, (
+                "SignatureDoesNotMatch", "The request signature we calculated does not match "
+                "the signature you provided."))
+            out = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                   "<Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error>"
+                   "<RequestId>mock-%s</RequestId></ErrorResponse>"
+                   % (code, message, secrets.token_hex(8))).encode()
+            status = "403 Forbidden"
+            start_response(status, [("Content-Type", "text/xml"),
+                                    ("Content-Length", str(len(out)))])
+        else:
+            captured = []
+
+            def capture(status, response_headers, exc_info=None):
+                captured.append(status)
+                return start_response(status, response_headers, exc_info)
+
+            chunks = app(environ, capture)
+            try:
+                out = b"".join(chunks)
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+            status = captured[0] if captured else "500"
+        issued = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", out)
+        with STATE_LOCK:
+            STATS["sts_calls"] += 1
+            if action in ("AssumeRole", "AssumeRoleWithWebIdentity"):
+                STATS["sts_" + re.sub(r"(?<!^)([A-Z])", r"_\1", action).lower()] += 1
+                STS_CALLS.append({
+                    "action": action,
+                    "status": int(status.split()[0]),
+                    "role_arn": params.get("RoleArn"),
+                    "session_name": params.get("RoleSessionName"),
+                    "external_id": params.get("ExternalId"),
+                    "duration_seconds": params.get("DurationSeconds"),
+                    "web_identity_token": params.get("WebIdentityToken"),
+                    "access_key": issued.group(1).decode() if issued else None,
+                    "signed_by": result.access_key,
+                    "signature": result.verdict,
+                })
+        return [out]
+
+    return wsgi
+
+
+def start_sts(host, port):
+    """moto's STS on host:port, in a thread (what moto's ThreadedMotoServer
+    does, with sts_app() in front).  Returns the server."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, sts_app(), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=1990)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--imds-port", type=int, help="start an IMDSv2 server there")
+    ap.add_argument("--ecs-port", type=int, help="start a container credentials server there")
+    ap.add_argument("--ecs-token", help="the Authorization the container server wants")
+    ap.add_argument("--sts-port", type=int, help="start moto's STS there")
     args = ap.parse_args(argv)
     server = Server((args.host, args.port), Handler)
     host, port = server.server_address[:2]
+    extra = []
+    for name, handler, wanted in (("imds", ImdsHandler, args.imds_port),
+                                  ("ecs", EcsHandler, args.ecs_port)):
+        if wanted is not None:
+            srv = Server((args.host, wanted), handler)
+            SERVERS[name + "_port"] = srv.server_address[1]
+            threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2},
+                             daemon=True).start()
+            extra.append(srv)
+    if args.ecs_token is not None:
+        SERVERS["ecs_token"] = args.ecs_token
+        SECRETS_SEEN.add(args.ecs_token)
+    if args.sts_port is not None:
+        sts = start_sts(args.host, args.sts_port)
+        SERVERS["sts_port"] = sts.server_port
+        extra.append(sts)
+    if extra:
+        log("mock: credential servers %s" % json.dumps(
+            {k: v for k, v in SERVERS.items() if k.endswith("_port")}, sort_keys=True))
     print("mock function listening on %s:%d" % (host, port), flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

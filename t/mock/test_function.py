@@ -4,13 +4,19 @@
 
 Requests are signed with botocore's own SigV4Auth and sent to a mock
 started on an ephemeral port; the verdicts must be ok / mismatch / none /
-unknown-key / malformed as AWS would decide. The AWS signing test-suite
-vectors (../shared/aws-signing-test-suite-v4, or $AWS_SIGNING_TEST_SUITE)
-check verify() against canonical requests that botocore did not produce.
+unknown-key / malformed / expired as AWS would decide. The AWS signing
+test-suite vectors (../shared/aws-signing-test-suite-v4, or
+$AWS_SIGNING_TEST_SUITE) check verify() against canonical requests that
+botocore did not produce.  The credential servers (--imds-port,
+--ecs-port, --sts-port) are checked with raw requests, with botocore's own
+IMDS and container clients, and with botocore's STS client against moto
+(skipped when moto[server] is not installed).
 """
 
+import datetime
 import hashlib
 import http.client
+import importlib.util
 import io
 import json
 import os
@@ -21,9 +27,14 @@ import threading
 import time
 import unittest
 
+from botocore import UNSIGNED
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+import botocore.session
+import botocore.utils
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -37,13 +48,13 @@ SUITE = os.environ.get("AWS_SIGNING_TEST_SUITE") or os.path.join(
 
 
 class Mock:
-    """The mock as a subprocess on an ephemeral port."""
+    """The mock as a subprocess on an ephemeral port (args: more options)."""
 
-    def __init__(self, env=None):
+    def __init__(self, env=None, args=()):
         self.log = open(os.devnull, "w") if not os.environ.get("MOCK_LOG") \
             else open(os.environ["MOCK_LOG"], "a")
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "function.py"), "--port", "0"],
+            [sys.executable, os.path.join(HERE, "function.py"), "--port", "0"] + list(args),
             stdout=subprocess.PIPE, stderr=self.log, env=env, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("mock function listening on "):
@@ -171,12 +182,53 @@ class TestSignature(MockTestCase):
 
     def test_ok_session_token(self):
         h = self.sign("GET", "/echo", ak="ASIATEMPEXAMPLE", sk="tempSecretKeyExample",
-                      token="TOKEN/+=")
+                      token="tempSessionTokenExample")
         status, _, body = self.send("GET", "/echo", h)
         d = describe(body)
         self.assertEqual(dict(d)["signature"], "ok")
-        self.assertIn(("header", "x-amz-security-token: TOKEN/+="), d)
+        self.assertIn(("header", "x-amz-security-token: tempSessionTokenExample"), d)
         self.assertEqual(dict(d)["signed_headers"], "host;x-amz-date;x-amz-security-token")
+        # the environment's pair of t/ too
+        h = self.sign("GET", "/echo", ak="ASIAENVEXAMPLE", sk="envSecretKeyExample",
+                      token="envSessionTokenExample")
+        self.assertEqual(self.verdict("GET", "/echo", h), "ok")
+
+    def test_session_token_must_be_the_issued_one(self):
+        temp = dict(ak="ASIATEMPEXAMPLE", sk="tempSecretKeyExample")
+        # another token, correctly signed: AWS rejects it
+        h = self.sign("GET", "/echo", token="TOKEN/+=", **temp)
+        self.assertEqual(self.verdict("GET", "/echo", h), "mismatch")
+        # a temporary key without its token
+        h = self.sign("GET", "/echo", **temp)
+        self.assertEqual(self.verdict("GET", "/echo", h), "mismatch")
+        # the right token, sent but not signed: AWS accepts it
+        h = self.sign("GET", "/echo", **temp)
+        self.assertEqual(self.verdict("GET", "/echo", h, extra=[
+            ("X-Amz-Security-Token", "tempSessionTokenExample")]), "ok")
+        # twice
+        h = self.sign("GET", "/echo", token="tempSessionTokenExample", **temp)
+        self.assertEqual(self.verdict("GET", "/echo", h, extra=[
+            ("X-Amz-Security-Token", "tempSessionTokenExample")]), "mismatch")
+        # a token with a long-term key
+        h = self.sign("GET", "/echo", token="some-token")
+        self.assertEqual(self.verdict("GET", "/echo", h), "mismatch")
+        # verify(check_token=False) ignores tokens (the suite vectors)
+        h = self.sign("GET", "/echo", token="some-token")
+        self.assertEqual(function.verify("GET", "/echo", h, b"", check_token=False).verdict,
+                         "ok")
+
+    def test_expired(self):
+        keys = {"ASIAEXP": ("expSecret", "expToken", 1000.0)}
+        h = self.sign("GET", "/echo", ak="ASIAEXP", sk="expSecret", token="expToken")
+        self.assertEqual(function.verify("GET", "/echo", h, b"", keys=keys, now=999.0).verdict,
+                         "ok")
+        res = function.verify("GET", "/echo", h, b"", keys=keys, now=1000.0)
+        self.assertEqual(res.verdict, "expired")
+        self.assertEqual(res.access_key, "ASIAEXP")
+        # a wrong signature is a mismatch, expired or not
+        h = self.sign("GET", "/echo", ak="ASIAEXP", sk="other", token="expToken")
+        self.assertEqual(function.verify("GET", "/echo", h, b"", keys=keys, now=2000.0).verdict,
+                         "mismatch")
 
     def test_key1(self):
         h = self.sign("GET", "/echo", ak="KEY1", sk="KeySecret", service="execute-api",
@@ -370,7 +422,8 @@ class TestSigningSuiteVectors(unittest.TestCase):
                 continue
             with self.subTest(vector=name):
                 method, target, headers, body = load_vector(name)
-                res = function.verify(method, target, headers, body, keys=keys)
+                res = function.verify(method, target, headers, body, keys=keys,
+                                      check_token=False)
                 with open(os.path.join(path, "header-canonical-request.txt"),
                           encoding="utf-8") as f:
                     expected_cr = f.read()
@@ -393,7 +446,8 @@ class TestSigningSuiteVectors(unittest.TestCase):
             if ctx.get("normalize", True) is not False:
                 continue
             method, target, headers, body = load_vector(name)
-            normalized = function.verify(method, target, headers, body, keys=keys)
+            normalized = function.verify(method, target, headers, body, keys=keys,
+                                         check_token=False)
             if name.startswith("get-space"):
                 continue  # normalizing changes nothing there
             with self.subTest(vector=name):
@@ -548,6 +602,360 @@ class TestEndpoints(MockTestCase):
         for t in threads:
             t.join(60)
         self.assertEqual(results.count(True), n, [r for r in results if r is not True][:5])
+
+
+HAVE_MOTO = importlib.util.find_spec("moto") is not None
+ECS_TOKEN = "test-container-authorization-token"
+
+
+def http_request(port, method, path, headers=(), body=b"", timeout=10):
+    """One request on a fresh connection -> (status, headers dict, body);
+    (None, None, b"") when the server closed the connection without answering."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.putrequest(method, path, skip_accept_encoding=True)
+        for n, v in headers:
+            c.putheader(n, v)
+        if body:
+            c.putheader("Content-Length", str(len(body)))
+        c.endheaders(body or None)
+        try:
+            r = c.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            return None, None, b""
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+class CredentialServersTestCase(MockTestCase):
+    """A mock with every credential server (STS only with moto)."""
+
+    @classmethod
+    def setUpClass(cls):
+        args = ["--imds-port", "0", "--ecs-port", "0", "--ecs-token", ECS_TOKEN]
+        if HAVE_MOTO:
+            args += ["--sts-port", "0"]
+        cls.mock = Mock(args=args)
+        cls.hostport = "%s:%d" % (cls.mock.host, cls.mock.port)
+        _, _, body = http_request(cls.mock.port, "GET", "/_servers")
+        cls.servers = json.loads(body)
+
+    def setUp(self):
+        self.control("POST", "/_reset")
+
+    def control(self, method, path, obj=None, raw=None):
+        body = raw if raw is not None else (json.dumps(obj).encode() if obj is not None else b"")
+        status, _, rbody = http_request(self.mock.port, method, path, body=body)
+        return status, json.loads(rbody) if rbody else None
+
+    def stats(self):
+        return self.control("GET", "/_stats")[1]
+
+    def imds(self, method, path, headers=()):
+        return http_request(self.servers["imds_port"], method, path, headers)
+
+    def imds_token(self, ttl="60"):
+        status, headers, body = self.imds("PUT", "/latest/api/token",
+                                          [("X-aws-ec2-metadata-token-ttl-seconds", ttl)])
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["x-aws-ec2-metadata-token-ttl-seconds"], ttl)
+        return body.decode()
+
+    def ecs(self, path="/creds", token=ECS_TOKEN):
+        return http_request(self.servers["ecs_port"], "GET", path,
+                            [("Authorization", token)] if token is not None else [])
+
+    def signed_verdict(self, ak, sk, token):
+        return self.verdict("GET", "/echo", self.sign("GET", "/echo", ak=ak, sk=sk, token=token))
+
+    def assertExpiresIn(self, iso, seconds, slack=5):
+        when = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        self.assertAlmostEqual(when - time.time(), seconds, delta=slack)
+
+
+class TestImds(CredentialServersTestCase):
+    ROLE = "/latest/meta-data/iam/security-credentials/"
+
+    def test_imdsv1_is_refused(self):
+        for path in (self.ROLE, self.ROLE + "mock-instance-role", "/latest/meta-data/placement/region"):
+            self.assertEqual(self.imds("GET", path)[0], 401, path)
+        self.assertEqual(self.imds("GET", self.ROLE,
+                                   [("X-aws-ec2-metadata-token", "not-a-token")])[0], 401)
+        self.assertEqual(self.stats()["imds_unauthorized"], 4)
+
+    def test_token_rules(self):
+        put = "/latest/api/token"
+        self.assertEqual(self.imds("PUT", put)[0], 400)  # no TTL
+        for bad in ("0", "21601", "x", ""):
+            self.assertEqual(self.imds("PUT", put, [("X-aws-ec2-metadata-token-ttl-seconds",
+                                                     bad)])[0], 400, bad)
+        self.assertEqual(self.imds("PUT", put, [("X-aws-ec2-metadata-token-ttl-seconds", "60"),
+                                                ("X-Forwarded-For", "1.2.3.4")])[0], 403)
+        self.assertEqual(self.imds("GET", put)[0], 405)
+        self.assertEqual(self.stats()["imds_token_refused"], 7)
+        self.imds_token("21600")
+        # a token stops working when its TTL has passed
+        token = self.imds_token("1")
+        self.assertEqual(self.imds("GET", self.ROLE, [("X-aws-ec2-metadata-token", token)])[0],
+                         200)
+        time.sleep(1.1)
+        self.assertEqual(self.imds("GET", self.ROLE, [("X-aws-ec2-metadata-token", token)])[0],
+                         401)
+        self.assertEqual(self.stats()["imds_token"], 2)
+
+    def test_credentials(self):
+        tok = [("X-aws-ec2-metadata-token", self.imds_token())]
+        status, _, body = self.imds("GET", self.ROLE, tok)
+        self.assertEqual((status, body), (200, b"mock-instance-role"))
+        self.assertEqual(self.imds("GET", self.ROLE.rstrip("/"), tok)[2], body)
+        status, headers, body = self.imds("GET", self.ROLE + "mock-instance-role", tok)
+        self.assertEqual(status, 200)
+        doc = json.loads(body)
+        self.assertEqual(sorted(doc), ["AccessKeyId", "Code", "Expiration", "LastUpdated",
+                                       "SecretAccessKey", "Token", "Type"])
+        self.assertEqual((doc["Code"], doc["Type"], doc["AccessKeyId"], doc["SecretAccessKey"],
+                          doc["Token"]),
+                         ("Success", "AWS-HMAC", "ASIAIMDSEXAMPLE1", "imdsSecretKeyExample1",
+                          "imdsSessionTokenExample1"))
+        self.assertExpiresIn(doc["Expiration"], 3600)
+        self.assertExpiresIn(doc["LastUpdated"], 0)
+        # the extended API: the same, plus the account
+        ext = "/latest/meta-data/iam/security-credentials-extended/"
+        self.assertEqual(self.imds("GET", ext, tok)[2], b"mock-instance-role")
+        status, _, body = self.imds("GET", ext + "mock-instance-role", tok)
+        self.assertEqual(json.loads(body)["AccountId"], "123456789012")
+        self.assertEqual(json.loads(body)["AccessKeyId"], "ASIAIMDSEXAMPLE1")
+        # the rest
+        self.assertEqual(self.imds("GET", self.ROLE + "other-role", tok)[0], 404)
+        self.assertEqual(self.imds("GET", "/latest/meta-data/placement/region", tok)[2],
+                         b"us-east-1")
+        self.assertEqual(self.imds("GET", "/latest/meta-data/ami-id", tok)[0], 404)
+        st = self.stats()
+        self.assertEqual((st["imds_role"], st["imds_credentials"], st["imds_extended"],
+                          st["imds_not_found"]), (3, 2, 2, 2))
+        # signed with what IMDS served: ok, and only with its token
+        self.assertEqual(self.signed_verdict("ASIAIMDSEXAMPLE1", "imdsSecretKeyExample1",
+                                             "imdsSessionTokenExample1"), "ok")
+        self.assertEqual(self.signed_verdict("ASIAIMDSEXAMPLE1", "imdsSecretKeyExample1",
+                                             None), "mismatch")
+
+    def test_botocore_imds_client(self):
+        fetcher = botocore.utils.InstanceMetadataFetcher(
+            timeout=5, num_attempts=1, env={},
+            base_url="http://127.0.0.1:%d" % self.servers["imds_port"],
+            config={"ec2_metadata_v1_disabled": True})
+        creds = fetcher.retrieve_iam_role_credentials()
+        self.assertEqual((creds["role_name"], creds["access_key"], creds["secret_key"],
+                          creds["token"]),
+                         ("mock-instance-role", "ASIAIMDSEXAMPLE1", "imdsSecretKeyExample1",
+                          "imdsSessionTokenExample1"))
+        self.assertExpiresIn(creds["expiry_time"], 3600)
+        self.assertEqual(self.stats()["imds_token"], 1)
+
+
+class TestContainerCredentials(CredentialServersTestCase):
+    def test_authorization(self):
+        self.assertEqual(self.ecs(token=None)[0], 401)
+        self.assertEqual(self.ecs(token="wrong")[0], 401)
+        status, headers, body = self.ecs()
+        self.assertEqual(status, 200)
+        doc = json.loads(body)
+        self.assertEqual(sorted(doc), ["AccessKeyId", "Expiration", "RoleArn",
+                                       "SecretAccessKey", "Token"])
+        self.assertEqual((doc["AccessKeyId"], doc["SecretAccessKey"], doc["Token"]),
+                         ("ASIAECSEXAMPLE1", "ecsSecretKeyExample1", "ecsSessionTokenExample1"))
+        self.assertExpiresIn(doc["Expiration"], 3600)
+        st = self.stats()
+        self.assertEqual((st["ecs_unauthorized"], st["ecs_credentials"]), (2, 1))
+        self.assertEqual(self.signed_verdict("ASIAECSEXAMPLE1", "ecsSecretKeyExample1",
+                                             "ecsSessionTokenExample1"), "ok")
+
+    def test_garbage_and_down(self):
+        status, _, body = self.ecs("/garbage")
+        self.assertEqual(status, 200)
+        self.assertRaises(ValueError, json.loads, body)
+        self.assertEqual(self.ecs("/garbage", token="wrong")[0], 401)
+        self.assertEqual(self.ecs("/down"), (None, None, b""))
+        st = self.stats()
+        self.assertEqual((st["ecs_garbage"], st["ecs_down"], st["ecs_unauthorized"]), (1, 1, 1))
+
+    def test_botocore_container_client(self):
+        fetcher = botocore.utils.ContainerMetadataFetcher()
+        doc = fetcher.retrieve_full_uri(
+            "http://127.0.0.1:%d/v2/credentials" % self.servers["ecs_port"],
+            headers={"Authorization": ECS_TOKEN})
+        self.assertEqual(doc["AccessKeyId"], "ASIAECSEXAMPLE1")
+
+
+class TestControl(CredentialServersTestCase):
+    def test_rotation_and_expiry(self):
+        status, res = self.control("POST", "/_creds", {
+            "source": "ecs", "access_key": "ASIAROTATED1", "secret_key": "rotatedSecret1",
+            "token": "rotatedToken1", "expires_in": 2})
+        self.assertEqual(status, 200)
+        self.assertEqual(res["access_key"], "ASIAROTATED1")
+        doc = json.loads(self.ecs()[2])
+        self.assertEqual((doc["AccessKeyId"], doc["SecretAccessKey"], doc["Token"]),
+                         ("ASIAROTATED1", "rotatedSecret1", "rotatedToken1"))
+        self.assertExpiresIn(doc["Expiration"], 2, slack=2)
+        # both the new pair and the one served before are valid
+        self.assertEqual(self.signed_verdict("ASIAROTATED1", "rotatedSecret1", "rotatedToken1"),
+                         "ok")
+        self.assertEqual(self.signed_verdict("ASIAECSEXAMPLE1", "ecsSecretKeyExample1",
+                                             "ecsSessionTokenExample1"), "ok")
+        time.sleep(2.1)
+        self.assertEqual(self.signed_verdict("ASIAROTATED1", "rotatedSecret1", "rotatedToken1"),
+                         "expired")
+        st = self.stats()
+        self.assertEqual(st["signed"]["ASIAROTATED1"], {"ok": 1, "expired": 1})
+        # form parameters too, for IMDS; the other source is unchanged
+        status, res = self.control("POST", "/_creds?source=imds", raw=(
+            b"access_key=ASIAIMDSNEW&secret_key=imdsNewSecret&token=imdsNewToken"
+            b"&expires_in=3000"))
+        self.assertEqual(status, 200)
+        creds = botocore.utils.InstanceMetadataFetcher(
+            timeout=5, num_attempts=1, env={},
+            base_url="http://127.0.0.1:%d" % self.servers["imds_port"],
+        ).retrieve_iam_role_credentials()
+        self.assertEqual(creds["access_key"], "ASIAIMDSNEW")
+        self.assertExpiresIn(creds["expiry_time"], 3000)
+        self.assertEqual(json.loads(self.ecs()[2])["AccessKeyId"], "ASIAROTATED1")
+        # reset: the defaults again, counters cleared, pairs still known
+        self.assertEqual(self.control("POST", "/_reset")[0], 200)
+        self.assertEqual(json.loads(self.ecs()[2])["AccessKeyId"], "ASIAECSEXAMPLE1")
+        st = self.stats()
+        self.assertEqual((st["ecs_credentials"], st["signed"]), (1, {}))
+        self.assertEqual(self.signed_verdict("ASIAIMDSNEW", "imdsNewSecret", "imdsNewToken"),
+                         "ok")
+
+    def test_failures_and_delay(self):
+        for fail, want in (("garbage", 200), ("error", 500), ("down", None)):
+            self.assertEqual(self.control("POST", "/_creds",
+                                          {"source": "ecs", "fail": fail})[0], 200)
+            status, _, body = self.ecs()
+            self.assertEqual(status, want, fail)
+            if status == 200:
+                self.assertRaises(ValueError, json.loads, body)
+        self.assertEqual(self.stats()["ecs_failed"], 3)
+        self.control("POST", "/_creds", {"source": "ecs", "fail": None, "delay_ms": 300})
+        t0 = time.monotonic()
+        self.assertEqual(self.ecs()[0], 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.29)
+        # IMDS fails on the credentials document only
+        self.control("POST", "/_creds", {"source": "imds", "fail": "error"})
+        tok = [("X-aws-ec2-metadata-token", self.imds_token())]
+        self.assertEqual(self.imds("GET", TestImds.ROLE, tok)[0], 200)
+        self.assertEqual(self.imds("GET", TestImds.ROLE + "mock-instance-role", tok)[0], 500)
+        self.assertEqual(self.stats()["imds_failed"], 1)
+
+    def test_bad_requests(self):
+        for obj in ({"source": "nope"}, {"source": "ecs", "access_key": "A"},
+                    {"source": "ecs", "fail": "sometimes"}, {"source": "ecs", "expires_in": "x"},
+                    {"source": "ecs", "colour": "blue"}):
+            self.assertEqual(self.control("POST", "/_creds", obj)[0], 400, obj)
+        self.assertEqual(self.control("POST", "/_creds", raw=b"{not json")[0], 400)
+        self.assertEqual(self.control("GET", "/_creds")[0], 405)
+        self.assertEqual(self.control("POST", "/_stats")[0], 405)
+        # other /_ paths are described like any path
+        status, _, body = http_request(self.mock.port, "GET", "/_other")
+        self.assertEqual(dict(describe(body))["path"], "/_other")
+
+    def test_servers_and_secrets(self):
+        self.assertEqual(self.servers["ecs_token"], ECS_TOKEN)
+        self.assertIsInstance(self.servers["imds_port"], int)
+        secrets = set(self.control("GET", "/_secrets")[1]["secrets"])
+        for want in ("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "tempSessionTokenExample",
+                     "imdsSecretKeyExample1", "ecsSessionTokenExample1", ECS_TOKEN):
+            self.assertIn(want, secrets)
+        self.assertNotIn("ASIAECSEXAMPLE1", secrets)
+
+
+@unittest.skipUnless(HAVE_MOTO, "moto[server] is not installed")
+class TestSts(CredentialServersTestCase):
+    def client(self, **kw):
+        return botocore.session.get_session().create_client(
+            "sts", region_name="us-east-1",
+            endpoint_url="http://127.0.0.1:%d" % self.servers["sts_port"], **kw)
+
+    def test_assume_role_signed_with_static_keys(self):
+        sts = self.client(aws_access_key_id=AK, aws_secret_access_key=SK)
+        res = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/test",
+                              RoleSessionName="t-session", ExternalId="ext-1")
+        creds = res["Credentials"]
+        self.assertTrue(creds["AccessKeyId"].startswith("ASIA"))
+        ak, sk, token = creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
+        # the verifier knows moto's pair
+        self.assertEqual(self.signed_verdict(ak, sk, token), "ok")
+        self.assertEqual(self.signed_verdict(ak, sk, None), "mismatch")
+        self.assertEqual(self.signed_verdict(ak, sk, token + "x"), "mismatch")
+        self.assertEqual(self.signed_verdict(ak, "wrong", token), "mismatch")
+        calls = self.stats()["sts"]
+        self.assertEqual(len(calls), 1)
+        self.assertEqual({k: calls[0][k] for k in ("action", "role_arn", "session_name",
+                                                   "external_id", "access_key", "signed_by",
+                                                   "signature", "status")},
+                         {"action": "AssumeRole", "role_arn": "arn:aws:iam::123456789012:role/test",
+                          "session_name": "t-session", "external_id": "ext-1", "access_key": ak,
+                          "signed_by": AK, "signature": "ok", "status": 200})
+        secrets = set(self.control("GET", "/_secrets")[1]["secrets"])
+        self.assertLessEqual({sk, token}, secrets)
+        # role chaining: signed with the assumed role's temporary credentials
+        chained = self.client(aws_access_key_id=ak, aws_secret_access_key=sk,
+                              aws_session_token=token).assume_role(
+            RoleArn="arn:aws:iam::123456789012:role/next", RoleSessionName="next")
+        self.assertEqual(self.stats()["sts"][-1]["signed_by"], ak)
+        c = chained["Credentials"]
+        self.assertEqual(self.signed_verdict(c["AccessKeyId"], c["SecretAccessKey"],
+                                             c["SessionToken"]), "ok")
+
+    def test_assume_role_must_be_signed_correctly(self):
+        for kw, code in (({"aws_access_key_id": AK, "aws_secret_access_key": "wrong"},
+                          "SignatureDoesNotMatch"),
+                         ({"aws_access_key_id": "AKIDUNKNOWN", "aws_secret_access_key": "x"},
+                          "InvalidClientTokenId"),
+                         ({"aws_access_key_id": "ASIATEMPEXAMPLE",
+                           "aws_secret_access_key": "tempSecretKeyExample"},
+                          "SignatureDoesNotMatch"),  # without its session token
+                         ({"config": Config(signature_version=UNSIGNED)},
+                          "MissingAuthenticationToken")):
+            with self.assertRaises(ClientError) as ctx:
+                self.client(**kw).assume_role(RoleArn="arn:aws:iam::123456789012:role/test",
+                                              RoleSessionName="t-session")
+            self.assertEqual(ctx.exception.response["Error"]["Code"], code)
+        st = self.stats()
+        self.assertEqual([c["status"] for c in st["sts"]], [403] * 4)
+        self.assertEqual(st["sts_assume_role"], 4)
+        # with the session token, the temporary key is accepted
+        self.client(aws_access_key_id="ASIATEMPEXAMPLE",
+                    aws_secret_access_key="tempSecretKeyExample",
+                    aws_session_token="tempSessionTokenExample").assume_role(
+            RoleArn="arn:aws:iam::123456789012:role/test", RoleSessionName="t-session")
+        self.assertEqual(self.stats()["sts"][-1]["status"], 200)
+
+    def test_assume_role_with_web_identity(self):
+        # unsigned, as AWS wants it; moto accepts any token
+        res = self.client(config=Config(signature_version=UNSIGNED)).assume_role_with_web_identity(
+            RoleArn="arn:aws:iam::123456789012:role/web", RoleSessionName="web-session",
+            WebIdentityToken="eyJhbGciOiJSUzI1NiJ9.test-web-identity.sig")
+        c = res["Credentials"]
+        self.assertEqual(res["AssumedRoleUser"]["Arn"],
+                         "arn:aws:sts::123456789012:assumed-role/web/web-session")
+        self.assertEqual(self.signed_verdict(c["AccessKeyId"], c["SecretAccessKey"],
+                                             c["SessionToken"]), "ok")
+        st = self.stats()
+        self.assertEqual((st["sts_calls"], st["sts_assume_role_with_web_identity"]), (1, 1))
+        call = st["sts"][0]
+        self.assertEqual((call["action"], call["signature"], call["access_key"],
+                          call["web_identity_token"]),
+                         ("AssumeRoleWithWebIdentity", "none", c["AccessKeyId"],
+                          "eyJhbGciOiJSUzI1NiJ9.test-web-identity.sig"))
+        self.assertIn("eyJhbGciOiJSUzI1NiJ9.test-web-identity.sig",
+                      self.control("GET", "/_secrets")[1]["secrets"])
+        # moto's pair expires after DurationSeconds (default an hour)
+        self.assertAlmostEqual((c["Expiration"] - datetime.datetime.now(
+            datetime.timezone.utc)).total_seconds(), 3600, delta=10)
 
 
 if __name__ == "__main__":
