@@ -61,6 +61,10 @@ pub struct Worker {
 
 static WORKER: RwLock<Option<Arc<Worker>>> = RwLock::new(None);
 
+/// Tests that start or stop this process's worker hold this, so they do not race.
+#[cfg(test)]
+pub(crate) static TEST_LOCK: Mutex<()> = Mutex::new(());
+
 /// This process's id, cached: `getpid` is a system call, and `current()` runs twice
 /// per request. A fork clears the cache in the child.
 static PID: AtomicU32 = AtomicU32::new(0);

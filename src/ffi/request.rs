@@ -278,6 +278,7 @@ mod tests {
     // socket, a too-small buffer, take, and the ticket gone afterwards.
     #[test]
     fn round_trip_through_the_c_abi() {
+        let _serial = crate::bridge::TEST_LOCK.lock();
         let dir = std::env::temp_dir().join(format!("awsl-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let dir_s = dir.to_str().expect("utf-8");

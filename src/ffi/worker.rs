@@ -60,3 +60,33 @@ pub extern "C" fn awsl_worker_stop() -> c_int {
         AWSL_OK
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_directory_is_an_error_with_a_message() {
+        let _serial = bridge::TEST_LOCK.lock();
+        let dir = "/nonexistent/aws-lambda-native";
+        let mut out = [0 as c_char; 256];
+        let mut len = out.len();
+        // Another test in this process may have started the worker: then the call is
+        // idempotent and answers with that worker's socket.
+        let running = bridge::current().is_some();
+        let rc = unsafe {
+            awsl_worker_start(dir.as_ptr().cast(), dir.len(), out.as_mut_ptr(), &mut len)
+        };
+        let msg: Vec<u8> = out[..len].iter().map(|c| *c as u8).collect();
+        let msg = String::from_utf8_lossy(&msg);
+        if running {
+            assert_eq!(rc, AWSL_OK, "{msg}");
+        } else {
+            assert_eq!(rc, AWSL_ERROR);
+            assert!(msg.contains("cannot listen on /nonexistent"), "{msg}");
+        }
+        let mut len = out.len();
+        let rc = unsafe { awsl_worker_start(std::ptr::null(), 3, out.as_mut_ptr(), &mut len) };
+        assert_eq!(rc, AWSL_ERROR);
+    }
+}
