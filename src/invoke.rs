@@ -110,7 +110,9 @@ pub enum Body {
     File(PathBuf),
 }
 
-/// Makes the call, bounded by the route's timeout.
+/// Makes the call. `timeout` bounds the whole of it: getting credentials (a 503 when
+/// they do not come in time: the function was never called) and the exchange with the
+/// function (a 504).
 pub async fn call(
     pool: &Pool,
     providers: &Arc<Providers>,
@@ -118,7 +120,32 @@ pub async fn call(
     incoming: Incoming,
 ) -> Outcome {
     let timeout = route.cfg.timeout;
-    match tokio::time::timeout(timeout, exchange(pool, providers, route, incoming)).await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let head_only = incoming.method == b"HEAD";
+    let headers = match forwarded_headers(route, &incoming.headers) {
+        Ok(headers) => headers,
+        Err((status, message)) => return Outcome::error(status, message),
+    };
+    let creds = match (&route.signing, headers.sign) {
+        (Some((_, source)), true) => {
+            match tokio::time::timeout_at(deadline, providers.get(source)).await {
+                Ok(Ok(creds)) => Some(creds),
+                Ok(Err(message)) => return Outcome::error(503, message),
+                Err(_) => {
+                    return Outcome::error(
+                        503,
+                        format!(
+                            "no AWS credentials within the timeout ({} ms)",
+                            timeout.as_millis()
+                        ),
+                    )
+                }
+            }
+        }
+        _ => None,
+    };
+    let exchange = exchange(pool, route, &incoming, &headers, creds.as_ref(), head_only);
+    match tokio::time::timeout_at(deadline, exchange).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::error(
             504,
@@ -133,23 +160,13 @@ pub async fn call(
 
 async fn exchange(
     pool: &Pool,
-    providers: &Arc<Providers>,
     route: &Route,
-    incoming: Incoming,
+    incoming: &Incoming,
+    headers: &Forwarded<'_>,
+    creds: Option<&Credentials>,
+    head_only: bool,
 ) -> Outcome {
-    let head_only = incoming.method == b"HEAD";
-    let headers = match forwarded_headers(route, &incoming.headers) {
-        Ok(headers) => headers,
-        Err((status, message)) => return Outcome::error(status, message),
-    };
-    let creds = match (&route.signing, headers.sign) {
-        (Some((_, source)), true) => match providers.get(source).await {
-            Ok(creds) => Some(creds),
-            Err(message) => return Outcome::error(503, message),
-        },
-        _ => None,
-    };
-    let body = match read_body(route, incoming.body).await {
+    let body = match read_body(route, &incoming.body).await {
         Ok(body) => body,
         Err(outcome) => return outcome,
     };
@@ -158,8 +175,8 @@ async fn exchange(
         &incoming.method,
         incoming.ext.as_deref(),
         &incoming.query,
-        &headers,
-        creds.as_ref(),
+        headers,
+        creds,
         body,
     ) {
         Ok(req) => req,
@@ -185,7 +202,7 @@ async fn exchange(
     }
 }
 
-async fn read_body(route: &Route, body: Body) -> Result<Bytes, Outcome> {
+async fn read_body(route: &Route, body: &Body) -> Result<Bytes, Outcome> {
     let max = route.cfg.max_req_body_size;
     let too_large = || {
         Outcome::error(
@@ -195,15 +212,15 @@ async fn read_body(route: &Route, body: Body) -> Result<Bytes, Outcome> {
     };
     match body {
         Body::Memory(bytes) if bytes.len() as u64 > max => Err(too_large()),
-        Body::Memory(bytes) => Ok(bytes),
+        Body::Memory(bytes) => Ok(bytes.clone()),
         Body::File(path) => {
-            let meta = tokio::fs::metadata(&path)
+            let meta = tokio::fs::metadata(path)
                 .await
                 .map_err(|e| Outcome::error(400, format!("cannot read the request body: {e}")))?;
             if meta.len() > max {
                 return Err(too_large());
             }
-            tokio::fs::read(&path)
+            tokio::fs::read(path)
                 .await
                 .map(Bytes::from)
                 .map_err(|e| Outcome::error(400, format!("cannot read the request body: {e}")))

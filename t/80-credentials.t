@@ -741,3 +741,34 @@ qr/\[error\](?=.*failed to process aws-lambda)(?=.*no AWS credentials)/
 [alert]
 [emerg]
 wrong-container-authorization-token
+
+
+
+=== TEST 15: a credential source slower than the route's timeout: 503 at the timeout (the function is never called)
+--- main_config
+env AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:$TEST_NGINX_ECS_PORT/v2/credentials/slow;
+env AWS_CONTAINER_AUTHORIZATION_TOKEN=$TEST_NGINX_ECS_TOKEN;
+--- plugin_conf
+{
+    function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
+    timeout = 300,
+    authorization = { iam = {} },
+}
+--- config
+    location = /t {
+        content_by_lua_block {
+            local t = require("creds_t")
+            t.reset()
+            t.set("ecs", { delay_ms = 2000 })
+            local res = assert(t.request("/aws"))
+            t.reset()
+            ngx.say("aws: ", res.status)
+            ngx.say("log lines: ", t.error_lines("no AWS credentials within the timeout (300 ms)"))
+        }
+    }
+--- timeout: 30
+--- response_body
+aws: 503
+log lines: 1
+--- error_log eval
+qr/\[error\].*failed to process aws-lambda, err: no AWS credentials within the timeout \(300 ms\)/
