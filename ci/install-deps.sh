@@ -8,6 +8,7 @@ APT_PACKAGES=(
     lua-check                                                # luacheck
     libtest-base-perl libtext-diff-perl liblist-moreutils-perl  # the Test::Nginx-format runner
     curl ca-certificates
+    wrk                                                      # ci/reload-test.sh, ci/bench.sh
     luarocks lua5.1 make                                     # ci/install-test.sh: the rock (build type make)
 )
 

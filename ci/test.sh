@@ -25,6 +25,9 @@ ci/build.sh
 echo "== install: luarocks make/pack/install offline, t/20 and t/30 against the installed rock"
 ci/install-test.sh
 
+echo "== reload under load"
+ci/reload-test.sh 2>&1 | grep -v "signal process started"
+
 echo "== t/ (Test::Nginx format)"
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
 prove -I. -It/runner -r t/

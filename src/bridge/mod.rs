@@ -160,18 +160,14 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
     Ok(socket_path)
 }
 
-/// Stops this process's runtime and removes its socket (worker exit).
+/// Stops this process's runtime and removes its socket (worker exit, nothing in
+/// flight). The worker state stays: outcomes already completed can still be taken by
+/// request coroutines that have not resumed yet.
 pub fn stop() {
-    let mut slot = WORKER.write();
-    let pid = pid();
-    if let Some(w) = slot.take() {
-        if w.pid == pid {
-            w.stopping.store(true, Ordering::SeqCst);
-            w.stop.notify_one();
-            let _ = std::fs::remove_file(&w.socket_path);
-        } else {
-            std::mem::forget(w);
-        }
+    if let Some(w) = current() {
+        w.stopping.store(true, Ordering::SeqCst);
+        w.stop.notify_one();
+        let _ = std::fs::remove_file(&w.socket_path);
     }
 }
 

@@ -108,18 +108,30 @@ impl Pool {
         opts: &Options,
         mut req: Request<Full<Bytes>>,
     ) -> Result<Response, ClientError> {
+        let idempotent = is_idempotent(req.method());
+        let mut retried = false;
         loop {
-            let (mut sender, reused) = match self.checkout(ep) {
+            // The retry goes on a new connection: others in the pool may be stale too.
+            let pooled = if retried { None } else { self.checkout(ep) };
+            let (mut sender, reused) = match pooled {
                 Some(sender) => (sender, true),
                 None => (connect(ep).await?, false),
             };
+            // A pooled connection can be closed by the server just as a request goes out
+            // on it (its idle timeout, a reload). An idempotent request is then sent
+            // once more on a new connection, as nginx's proxy_next_upstream does.
+            let copy = (reused && idempotent && !retried).then(|| copy_request(&req));
             let res = match sender.try_send_request(req).await {
                 Ok(res) => res,
-                Err(mut err) => match err.take_message() {
-                    // A pooled connection that closed while idle: the request was not
-                    // written, so it is safe to send it again on another connection.
-                    Some(unsent) if reused => {
+                Err(mut err) => match (err.take_message(), copy) {
+                    // Not written at all: safe to send again on another connection.
+                    (Some(unsent), _) if reused => {
                         req = unsent;
+                        continue;
+                    }
+                    (_, Some(copy)) if closed_before_answer(err.error()) => {
+                        req = copy;
+                        retried = true;
                         continue;
                     }
                     _ => return Err(response_error(ep, err.into_error())),
@@ -197,6 +209,44 @@ impl Pool {
     pub fn idle_count(&self) -> usize {
         self.idle.lock().values().map(Vec::len).sum()
     }
+}
+
+fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn copy_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// The connection ended before any of the answer arrived.
+fn closed_before_answer(err: &hyper::Error) -> bool {
+    if err.is_incomplete_message() || err.is_canceled() || err.is_closed() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(err);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
