@@ -310,6 +310,13 @@ fn build(
 
     let path = wire::join_path(&cfg.endpoint.base_path, ext);
     let query = if signing.is_some() {
+        // SigV4 canonicalizes query names and values as UTF-8 text: bytes that are not
+        // would be replaced in the signature and in what the function receives.
+        if !wire::query_is_utf8(query) {
+            return Err(bad_request(
+                "the query string is not valid UTF-8 once decoded and cannot be signed",
+            ));
+        }
         // Send exactly the canonical query that is signed.
         wire::canonical_query(query)
     } else {

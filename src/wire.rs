@@ -91,6 +91,13 @@ pub fn canonical_query(raw: &[u8]) -> String {
     out
 }
 
+/// Whether every name and value of the query decodes (as `canonical_query` decodes them)
+/// to valid UTF-8, so that signing it changes nothing.
+pub fn query_is_utf8(raw: &[u8]) -> bool {
+    raw.split(|b| *b == b'&' || *b == b'=')
+        .all(|part| percent_decode(part).decode_utf8().is_ok())
+}
+
 /// Decodes one name or value as `form_urlencoded` does, then encodes it as `aws-sigv4`'s
 /// canonical query does.
 fn reencode_form_component(raw: &[u8]) -> String {
@@ -279,6 +286,20 @@ fn is_tchar(b: u8) -> bool {
                 | b'|'
                 | b'~'
         )
+}
+
+#[cfg(test)]
+mod utf8_tests {
+    use super::query_is_utf8;
+
+    #[test]
+    fn query_utf8() {
+        assert!(query_is_utf8(b"a=%C3%A9&b=caf\xc3\xa9&c"));
+        assert!(!query_is_utf8(b"a=%FF"));
+        assert!(!query_is_utf8(b"%FE=1"));
+        assert!(!query_is_utf8(b"a=\xff"));
+        assert!(query_is_utf8(b"a=%zz&b=+"));
+    }
 }
 
 #[cfg(test)]

@@ -274,3 +274,22 @@ GET /t
 (?:.*\n)*body: hello world
 --- response_body_unlike chomp
 transfer-encoding
+
+
+
+=== TEST 16: a query that is not UTF-8 once decoded cannot be signed unchanged: 400
+--- request
+GET /aws?name=caf%E9
+--- error_code: 400
+--- error_log
+the query string is not valid UTF-8 once decoded and cannot be signed
+
+
+
+=== TEST 17: ... while without signing it is forwarded as the client sent it
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo", authorization = { apikey = "k" } }
+--- request
+GET /aws?name=caf%E9
+--- response_body_like chomp
+\nquery: name=caf%E9\n
