@@ -26,6 +26,10 @@
 #   BENCH_KEEP=0        1: keep the work directory (configs, logs, raw results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Workers must read this checkout, which may sit in a directory only its owner can
+# enter (a fresh clone in a private temporary directory): as root, run them as root.
+WORKER_USER=""
+[ "$(id -u)" -ne 0 ] || WORKER_USER="user root;"
 root=$(pwd)
 
 DURATION=${BENCH_DURATION:-10}
@@ -145,6 +149,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cat >"$work/fn/conf/nginx.conf" <<EOF
+$WORKER_USER
 worker_processes 1;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
@@ -169,6 +174,7 @@ max_conns=$(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -1)
 ((max_conns <= POOL)) || echo "bench: note: more connections ($max_conns) than pooled ($POOL)" >&2
 cat >"$work/gw/conf/nginx.conf" <<EOF
 $load_modules
+$WORKER_USER
 worker_processes 1;
 error_log logs/error.log warn;
 pid logs/nginx.pid;

@@ -5,6 +5,10 @@
 # happened, and stop everything that was started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Workers must read this checkout, which may sit in a directory only its owner can
+# enter (a fresh clone in a private temporary directory): as root, run them as root.
+WORKER_USER=""
+[ "$(id -u)" -ne 0 ] || WORKER_USER="user root;"
 root=$(pwd)
 
 GATEWAY_PORT=${GATEWAY_PORT:-19080}
@@ -54,6 +58,7 @@ cat "$work/logs/mock.out"
 cat >"$work/conf/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+$WORKER_USER
 worker_processes 1;
 error_log logs/error.log info;
 pid logs/nginx.pid;

@@ -7,6 +7,10 @@
 # retry of idempotent requests on a new connection is exercised).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Workers must read this checkout, which may sit in a directory only its owner can
+# enter (a fresh clone in a private temporary directory): as root, run them as root.
+WORKER_USER=""
+[ "$(id -u)" -ne 0 ] || WORKER_USER="user root;"
 root=$(pwd)
 
 GATEWAY_PORT=${RELOAD_GATEWAY_PORT:-21380}
@@ -30,6 +34,7 @@ trap '"$NGINX" -p "$work" -c conf/nginx.conf -s stop 2>/dev/null || true; sleep 
 cat >"$work/conf/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+$WORKER_USER
 worker_processes 2;
 error_log logs/error.log info;
 pid logs/nginx.pid;
