@@ -26,10 +26,7 @@
 #   BENCH_KEEP=0        1: keep the work directory (configs, logs, raw results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Workers must read this checkout, which may sit in a directory only its owner can
-# enter (a fresh clone in a private temporary directory): as root, run them as root.
-WORKER_USER=""
-[ "$(id -u)" -ne 0 ] || WORKER_USER="user root;"
+. ci/lib.sh
 root=$(pwd)
 
 DURATION=${BENCH_DURATION:-10}
@@ -44,7 +41,6 @@ KEEP=${BENCH_KEEP:-0}
 THREADS=2
 
 NGINX=/usr/sbin/nginx
-LUA_MODULES="/usr/lib/nginx/modules/ndk_http_module.so /usr/lib/nginx/modules/ngx_http_lua_module.so"
 FN_BODY='{"message":"hello from the bench function"}'
 
 # Idle connections the floor client and the *_pool variants keep: more than the
@@ -98,11 +94,11 @@ for tool in wrk curl pgrep awk; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
 [ -x "$NGINX" ] || die "$NGINX is missing (ci/install-deps.sh installs it)"
-for m in $LUA_MODULES; do
+for m in $NGINX_LUA_MODULES; do
     [ -f "$m" ] || die "$m is missing (ci/install-deps.sh installs it)"
 done
 for port in "$GW_PORT" "$FN_PORT"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if port_in_use "$port"; then
         die "port $port is in use: set BENCH_GATEWAY_PORT / BENCH_FUNCTION_PORT to free ports"
     fi
 done
@@ -149,7 +145,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cat >"$work/fn/conf/nginx.conf" <<EOF
-$WORKER_USER
+$NGINX_WORKER_USER
 worker_processes 1;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
@@ -168,13 +164,11 @@ http {
 }
 EOF
 
-load_modules=""
-for m in $LUA_MODULES; do load_modules+="load_module $m;"$'\n'; done
 max_conns=$(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -1)
 ((max_conns <= POOL)) || echo "bench: note: more connections ($max_conns) than pooled ($POOL)" >&2
 cat >"$work/gw/conf/nginx.conf" <<EOF
-$load_modules
-$WORKER_USER
+$NGINX_LOAD_MODULES
+$NGINX_WORKER_USER
 worker_processes 1;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
@@ -264,7 +258,7 @@ EOF
 
 wait_port() {
     for _ in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        port_in_use "$1" && return 0
         sleep 0.1
     done
     return 1

@@ -5,10 +5,7 @@
 # happened, and stop everything that was started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Workers must read this checkout, which may sit in a directory only its owner can
-# enter (a fresh clone in a private temporary directory): as root, run them as root.
-WORKER_USER=""
-[ "$(id -u)" -ne 0 ] || WORKER_USER="user root;"
+. ci/lib.sh
 root=$(pwd)
 
 GATEWAY_PORT=${GATEWAY_PORT:-19080}
@@ -24,7 +21,7 @@ ci/build.sh
 echo "built $root/build/lib/aws_lambda_native.so"
 
 for port in "$GATEWAY_PORT" "$MOCK_PORT"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if port_in_use "$port"; then
         echo "port $port is in use: set GATEWAY_PORT / MOCK_PORT to free ports" >&2
         exit 1
     fi
@@ -56,9 +53,8 @@ done
 cat "$work/logs/mock.out"
 
 cat >"$work/conf/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-$WORKER_USER
+$NGINX_LOAD_MODULES
+$NGINX_WORKER_USER
 worker_processes 1;
 error_log logs/error.log info;
 pid logs/nginx.pid;

@@ -7,10 +7,7 @@
 # retry of idempotent requests on a new connection is exercised).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Workers must read this checkout, which may sit in a directory only its owner can
-# enter (a fresh clone in a private temporary directory): as root, run them as root.
-WORKER_USER=""
-[ "$(id -u)" -ne 0 ] || WORKER_USER="user root;"
+. ci/lib.sh
 root=$(pwd)
 
 GATEWAY_PORT=${RELOAD_GATEWAY_PORT:-21380}
@@ -24,7 +21,7 @@ mkdir -p "$work/logs" "$work/conf"
 fail() { echo "reload test: FAIL: $*" >&2; exit 1; }
 command -v wrk >/dev/null || fail "wrk is missing (ci/install-deps.sh installs it)"
 for port in "$GATEWAY_PORT" "$FUNCTION_PORT"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if port_in_use "$port"; then
         fail "port $port is in use (set RELOAD_GATEWAY_PORT / RELOAD_FUNCTION_PORT)"
     fi
 done
@@ -32,9 +29,8 @@ trap '"$NGINX" -p "$work" -c conf/nginx.conf -s stop 2>/dev/null || true; sleep 
       rm -rf "$SOCKET_DIR"' EXIT
 
 cat >"$work/conf/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-$WORKER_USER
+$NGINX_LOAD_MODULES
+$NGINX_WORKER_USER
 worker_processes 2;
 error_log logs/error.log info;
 pid logs/nginx.pid;
