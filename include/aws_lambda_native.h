@@ -149,10 +149,12 @@ void awsl_route_free(struct AwslRoute *route);
 int awsl_worker_start(const char *dir, size_t dir_len, char *out, size_t *out_len);
 
 /*
- Stops this worker's runtime and removes its socket. Call when the worker exits and
- nothing is in flight.
+ Closes this worker's completion socket and removes its file, ending the pump, so
+ that an exiting worker can go. Call when the worker exits and nothing waits on the
+ pump. The runtime keeps serving: completions of later requests are polled with
+ `awsl_ticket_take` (it answers `AWSL_AGAIN` until they are done).
 
  # Panics
  Never.
  */
-int awsl_worker_stop(void);
+int awsl_worker_close_socket(void);

@@ -55,8 +55,10 @@ pub struct Worker {
     completed_notify: Notify,
     pool: Pool,
     providers: Arc<Providers>,
-    stopping: AtomicBool,
-    stop: Notify,
+    /// The pump's socket was closed (worker exit): completions are no longer written,
+    /// Lua polls for them instead.
+    socket_closed: AtomicBool,
+    close_socket: Notify,
 }
 
 static WORKER: RwLock<Option<Arc<Worker>>> = RwLock::new(None);
@@ -133,8 +135,8 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
         completed_notify: Notify::new(),
         pool: Pool::new(),
         providers: Arc::new(Providers::default()),
-        stopping: AtomicBool::new(false),
-        stop: Notify::new(),
+        socket_closed: AtomicBool::new(false),
+        close_socket: Notify::new(),
     });
     let (park, unpark) = (worker.clone(), worker.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -151,8 +153,6 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
                 Err(e) => eprintln!("aws-lambda-native: completion socket failed: {e}"),
             }
         });
-        // Dropping the runtime cancels what is still in flight; their tickets are
-        // completed with an error by `CompletionGuard`.
         drop(runtime);
     })
     .map_err(|e| format!("cannot start the runtime thread: {e}"))?;
@@ -160,13 +160,14 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
     Ok(socket_path)
 }
 
-/// Stops this process's runtime and removes its socket (worker exit, nothing in
-/// flight). The worker state stays: outcomes already completed can still be taken by
-/// request coroutines that have not resumed yet.
-pub fn stop() {
+/// Closes this worker's completion socket and removes its file (worker exit, nothing
+/// waiting on the pump). The pump's read ends, so nginx can let the worker go; the
+/// runtime keeps serving the requests a gracefully exiting worker may still get, and
+/// their outcomes can still be taken (Lua polls for them).
+pub fn close_socket() {
     if let Some(w) = current() {
-        w.stopping.store(true, Ordering::SeqCst);
-        w.stop.notify_one();
+        w.socket_closed.store(true, Ordering::SeqCst);
+        w.close_socket.notify_one();
         let _ = std::fs::remove_file(&w.socket_path);
     }
 }
@@ -220,10 +221,7 @@ async fn run(w: Arc<Worker>, listener: UnixListener) {
     tokio::spawn(housekeeping(w.clone()));
     let mut batch = Vec::new();
     loop {
-        tokio::select! {
-            _ = w.queue.next_batch(&mut batch) => {}
-            _ = w.stop.notified() => return,
-        }
+        w.queue.next_batch(&mut batch).await;
         for job in batch.drain(..) {
             tokio::spawn(serve(w.clone(), job));
         }
@@ -281,6 +279,7 @@ async fn write_completions(w: Arc<Worker>, listener: UnixListener) {
             _ = w.providers.log_ready.notified() => {
                 pending.extend_from_slice(&LOG_MARKER.to_le_bytes());
             }
+            _ = w.close_socket.notified() => break,
             _ = tokio::time::sleep(HEARTBEAT_EVERY), if pump.is_some() => {
                 pending.extend_from_slice(&0u32.to_le_bytes());
             }
@@ -299,6 +298,13 @@ async fn write_completions(w: Arc<Worker>, listener: UnixListener) {
             }
         }
     }
+    // Closing: the pump and the listener go; completions from now on are polled.
+    drop(pump);
+    drop(listener);
+    loop {
+        w.completed_notify.notified().await;
+        w.completed.lock().clear();
+    }
 }
 
 async fn housekeeping(w: Arc<Worker>) {
@@ -315,9 +321,6 @@ async fn housekeeping(w: Arc<Worker>) {
 impl Worker {
     /// Queues a request; the caller waits for the ticket's id on the pump.
     pub fn submit(&self, route: Arc<Route>, incoming: Incoming) -> Result<u32, String> {
-        if self.stopping.load(Ordering::Relaxed) {
-            return Err("the worker is shutting down".into());
-        }
         let ticket = self.tickets.lock().open();
         self.queue.push(Job {
             ticket,

@@ -18,7 +18,7 @@ pub use request::{
     awsl_request_submit, awsl_ticket_cancel, awsl_ticket_take, AwslRequest, AwslResponse,
 };
 pub use route::{awsl_route_free, AwslRoute};
-pub use worker::{awsl_worker_start, awsl_worker_stop};
+pub use worker::{awsl_worker_close_socket, awsl_worker_start};
 
 use std::os::raw::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -340,8 +340,36 @@ mod tests {
         assert!(crate::bridge::current().is_some_and(|w| w.tickets().lock().is_empty()));
         unsafe { crate::ffi::awsl_route_free(r) };
 
-        assert_eq!(crate::ffi::awsl_worker_stop(), AWSL_OK);
+        // Closing the socket ends the pump's connection; the runtime keeps serving, and
+        // outcomes are then polled.
+        assert_eq!(crate::ffi::awsl_worker_close_socket(), AWSL_OK);
         assert!(!std::path::Path::new(&text(&path, path_len)).exists());
+        let mut rest = Vec::new();
+        pump.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        assert_eq!(
+            pump.read_to_end(&mut rest).ok(),
+            Some(0),
+            "the pump sees EOF"
+        );
+        let r = route("http://127.0.0.1:1/fn");
+        let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
+        assert_eq!(
+            rc, AWSL_OK,
+            "requests are still served after the socket closed"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut rc = AWSL_AGAIN;
+        while rc == AWSL_AGAIN && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            rc = unsafe { awsl_ticket_take(ticket, &mut out, buf.as_mut_ptr(), buf.len()) };
+        }
+        assert!(
+            rc == AWSL_OK || rc == AWSL_TOO_SMALL,
+            "polled outcome: {rc}"
+        );
+        assert_eq!(out.status, 503);
+        unsafe { crate::ffi::awsl_route_free(r) };
         let _ = std::fs::remove_dir(&dir);
     }
 }

@@ -48,15 +48,17 @@ pub unsafe extern "C" fn awsl_worker_start(
     })
 }
 
-/// Stops this worker's runtime and removes its socket. Call when the worker exits and
-/// nothing is in flight.
+/// Closes this worker's completion socket and removes its file, ending the pump, so
+/// that an exiting worker can go. Call when the worker exits and nothing waits on the
+/// pump. The runtime keeps serving: completions of later requests are polled with
+/// `awsl_ticket_take` (it answers `AWSL_AGAIN` until they are done).
 ///
 /// # Panics
 /// Never.
 #[no_mangle]
-pub extern "C" fn awsl_worker_stop() -> c_int {
+pub extern "C" fn awsl_worker_close_socket() -> c_int {
     guard(|| {
-        bridge::stop();
+        bridge::close_socket();
         AWSL_OK
     })
 }

@@ -42,6 +42,7 @@ local C = ffi.load(lib_path)
 
 local OK = C.AWSL_OK
 local TOO_SMALL = C.AWSL_TOO_SMALL
+local AGAIN = C.AWSL_AGAIN
 
 local _M = {
     version = lib_lua.version,
@@ -71,7 +72,7 @@ if not state then
         started_pid = nil,
         socket_path = nil,
         pump_running = false,
-        stopped = false,
+        closed = false,     -- the completion socket is closed: outcomes are polled
     }
     registry["apisix.plugins.aws-lambda.native"] = state
 end
@@ -91,12 +92,13 @@ local function schedule_pump(delay)
     end
 end
 
--- Stops the runtime once the worker exits and nothing is in flight; its socket
--- closes, which ends the pump.
-local function stop_if_idle()
-    if not state.stopped and state.nwaiting == 0 and ngx.worker.exiting() then
-        state.stopped = true
-        C.awsl_worker_stop()
+-- Once the worker exits and nothing waits on the pump, the completion socket is
+-- closed: the pump's read ends and nginx can let the worker go. Requests the exiting
+-- worker still gets are served as before, but poll for their outcome.
+local function close_if_idle()
+    if not state.closed and state.nwaiting == 0 and ngx.worker.exiting() then
+        state.closed = true
+        C.awsl_worker_close_socket()
     end
 end
 
@@ -104,7 +106,7 @@ end
 -- the moment to stop if nothing is in flight. Otherwise the last request does it.
 local function watch_exit(premature)
     if premature then
-        return stop_if_idle()
+        return close_if_idle()
     end
     local ok, err = ngx.timer.at(3600, watch_exit)
     if not ok then
@@ -150,7 +152,7 @@ function pump()
     sock:settimeouts(1000, 1000, PUMP_READ_TIMEOUT)
     local ok, err = sock:connect("unix:" .. state.socket_path)
     if not ok then
-        if state.stopped then
+        if state.closed then
             state.pump_running = false
             return
         end
@@ -163,7 +165,7 @@ function pump()
         local data, rerr = sock:receiveany(65536)
         if not data then
             sock:close()
-            if state.stopped or ngx.worker.exiting() then
+            if state.closed or ngx.worker.exiting() then
                 state.pump_running = false
                 return
             end
@@ -191,10 +193,10 @@ local function start_worker()
         state.socket_path = ffi_string(out, len[0])
         state.started_pid = pid
         state.pump_running = false
-        state.stopped = false
+        state.closed = false
         watch_exit()
     end
-    if not state.pump_running then
+    if not state.pump_running and not state.closed then
         state.pump_running = true
         schedule_pump(0)
     end
@@ -221,6 +223,8 @@ function _M.route_new(conf)
 end
 
 
+-- The outcome of ticket `id` in a buffer (valid until the next take), or nil and the
+-- return code (AWSL_AGAIN while the request is in flight).
 local function take(id)
     local rc = C.awsl_ticket_take(id, resp, buf, buf_size)
     if rc == TOO_SMALL then
@@ -236,9 +240,40 @@ local function take(id)
         end
     end
     if rc ~= OK then
-        return nil
+        return nil, rc
     end
     return buf
+end
+
+
+-- Without the pump (the worker is exiting and its completion socket closed), the
+-- outcome is polled, backing off from 1 ms to 50 ms.
+local function poll(id, timeout_ms)
+    local deadline = ngx.now() + timeout_ms / 1000 + 1
+    local delay = 0.001
+    while true do
+        local data, rc = take(id)
+        if rc ~= AGAIN then
+            return data
+        end
+        if ngx.now() >= deadline then
+            C.awsl_ticket_cancel(id)
+            return nil
+        end
+        ngx.sleep(delay)
+        delay = delay < 0.05 and delay * 2 or 0.05
+    end
+end
+
+
+-- `status, head, body`, or `nil, status, message`, from a taken outcome.
+local function outcome(data)
+    if resp.is_error ~= 0 then
+        return nil, tonumber(resp.status), ffi_string(data, resp.body_len)
+    end
+    local head_len = tonumber(resp.head_len)
+    return tonumber(resp.status), ffi_string(data, head_len),
+           ffi_string(data + head_len, resp.body_len)
 end
 
 
@@ -274,6 +309,14 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
     end
     local id = tonumber(ticket_out[0])
 
+    if state.closed then
+        local data = poll(id, timeout_ms)
+        if not data then
+            return nil, 504, "no answer from the native runtime within the timeout"
+        end
+        return outcome(data)
+    end
+
     local sema = tab_remove(free_semas)
     if not sema then
         sema = semaphore.new()
@@ -290,23 +333,18 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
         end
         -- This semaphore may still be posted: do not reuse it.
         C.awsl_ticket_cancel(id)
-        stop_if_idle()
+        close_if_idle()
         ngx_log(WARN, "aws-lambda: no completion for ticket ", id, ": ", werr)
         return nil, 504, "no answer from the native runtime within the timeout"
     end
     free_semas[#free_semas + 1] = sema
 
     local data = take(id)
-    stop_if_idle()
+    close_if_idle()
     if not data then
         return nil, 500, "the outcome of the request was lost"
     end
-    if resp.is_error ~= 0 then
-        return nil, tonumber(resp.status), ffi_string(data, resp.body_len)
-    end
-    local head_len = tonumber(resp.head_len)
-    return tonumber(resp.status), ffi_string(data, head_len),
-           ffi_string(data + head_len, resp.body_len)
+    return outcome(data)
 end
 
 
