@@ -124,10 +124,6 @@ impl Providers {
     pub fn take_log(&self) -> Vec<String> {
         std::mem::take(&mut *self.log.lock())
     }
-
-    pub fn has_log(&self) -> bool {
-        !self.log.lock().is_empty()
-    }
 }
 
 struct Current {

@@ -63,10 +63,6 @@ impl Route {
             signing,
         })
     }
-
-    pub fn config(&self) -> &PluginConfig {
-        &self.cfg
-    }
 }
 
 /// Static keys are used as they are; anything that expires (the AWS chain, an assumed

@@ -341,10 +341,6 @@ impl Worker {
         &self.tickets
     }
 
-    pub fn socket_path(&self) -> &Path {
-        &self.socket_path
-    }
-
     pub fn providers(&self) -> &Providers {
         &self.providers
     }

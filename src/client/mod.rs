@@ -204,11 +204,6 @@ impl Pool {
             !list.is_empty()
         });
     }
-
-    /// Idle connections held, for tests and diagnostics.
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().values().map(Vec::len).sum()
-    }
 }
 
 fn is_idempotent(method: &http::Method) -> bool {
