@@ -31,6 +31,14 @@
 #define AWSL_TOO_SMALL -6
 
 /*
+ Lambda's payload limits: 6 MB for a synchronous invocation, 1 MB for an
+ asynchronous one (`Event`).
+ */
+#define SYNC_PAYLOAD_LIMIT ((6 * 1024) * 1024)
+
+#define ASYNC_PAYLOAD_LIMIT (1024 * 1024)
+
+/*
  Opaque handle to a configured route.
  */
 typedef struct AwslRoute AwslRoute;
@@ -66,19 +74,29 @@ typedef struct AwslRequest {
   size_t body_len;
   const char *body_file;
   size_t body_file_len;
+  /*
+   Only for routes that send an event (`route_new` says which): the raw request
+   path, client address, request id, protocol, host, `$time_local`, start time in
+   milliseconds and the route's path pattern, then path parameter names and
+   values, each followed by a NUL byte. `context_len` 0 sends none.
+   */
+  const char *context;
+  size_t context_len;
 } AwslRequest;
 
 /*
  What `awsl_ticket_take` reports. When `is_error` is 0, the buffer holds
  `head_len` bytes of response headers (`name:value\n` lines) followed by `body_len`
  bytes of body. When `is_error` is 1, `status` is the status to answer and the buffer
- holds a `body_len`-byte message for the error log.
+ holds a `body_len`-byte message for the error log. Either way `log_len` bytes
+ follow: a message for the error log at info level (the function's log tail).
  */
 typedef struct AwslResponse {
   int status;
   int is_error;
   size_t head_len;
   size_t body_len;
+  size_t log_len;
 } AwslResponse;
 
 /*
@@ -105,7 +123,7 @@ int awsl_request_submit(const struct AwslRoute *route,
 
  Returns `AWSL_OK` with `*out` filled and the data in `buf`; `AWSL_AGAIN` while the
  request is in flight; `AWSL_TOO_SMALL` with the needed sizes in `*out` (the ticket
- stays, call again with `head_len + body_len` bytes); `AWSL_DECLINED` for an unknown
+ stays, call again with `head_len + body_len + log_len` bytes); `AWSL_DECLINED` for an unknown
  ticket.
 
  # Safety

@@ -16,15 +16,18 @@ use crate::bridge::tickets::Outcome;
 use crate::client::{ClientError, Endpoint, Options, Pool};
 use crate::config::PluginConfig;
 use crate::creds::{self, Providers, Source};
+use crate::lambda;
 use crate::sign::{self, Credentials, SigningConfig};
 use crate::wire;
 
 /// A configured route, built once per plugin configuration and shared by its requests.
 pub struct Route {
-    cfg: PluginConfig,
-    endpoint: Endpoint,
-    opts: Options,
-    signing: Option<(SigningConfig, Source)>,
+    pub(crate) cfg: PluginConfig,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) opts: Options,
+    pub(crate) signing: Option<(SigningConfig, Source)>,
+    /// With `function_name`: the Invoke API's path and query, fixed per route.
+    pub(crate) invoke_target: Option<String>,
 }
 
 impl Route {
@@ -42,13 +45,18 @@ impl Route {
             max_body: cfg.max_resp_body_size,
         };
         let signing = cfg.iam.as_ref().map(|iam| {
+            // The Invoke API is service `lambda` in the function's region.
+            let (region, service) = match &cfg.invoke {
+                Some(invoke) => (invoke.region.clone(), "lambda".to_owned()),
+                None => (iam.region.clone(), iam.service.clone()),
+            };
             // SigV4's canonical URI: every service but S3 normalizes the path and
             // encodes each segment twice.
-            let not_s3 = iam.service != "s3";
+            let not_s3 = service != "s3";
             (
                 SigningConfig {
-                    region: iam.region.clone(),
-                    service: iam.service.clone(),
+                    region,
+                    service,
                     normalize_path: not_s3,
                     sign_body: false,
                     double_encode_path: not_s3,
@@ -56,11 +64,16 @@ impl Route {
                 credential_source(iam),
             )
         });
+        let invoke_target = cfg
+            .invoke
+            .as_ref()
+            .map(|invoke| lambda::invoke_target(&cfg.endpoint.base_path, invoke));
         Arc::new(Self {
             cfg,
             endpoint,
             opts,
             signing,
+            invoke_target,
         })
     }
 }
@@ -98,6 +111,9 @@ pub struct Incoming {
     /// Request headers as `name:value\n` lines.
     pub headers: Vec<u8>,
     pub body: Body,
+    /// For an event (`function_name`): what else nginx knows of the request, in the
+    /// form `lambda::event::Context::parse` reads.
+    pub context: Option<Vec<u8>>,
 }
 
 pub enum Body {
@@ -166,6 +182,18 @@ async fn exchange(
         Ok(body) => body,
         Err(outcome) => return outcome,
     };
+    if let (Some(invoke), Some(target)) = (&route.cfg.invoke, &route.invoke_target) {
+        let call = lambda::Call {
+            route,
+            invoke,
+            target,
+            incoming,
+            headers: &headers.headers,
+            creds,
+            head_only,
+        };
+        return lambda::exchange(pool, call, body).await;
+    }
     let req = match build(
         route,
         &incoming.method,
@@ -183,19 +211,23 @@ async fn exchange(
             status: res.status,
             head: response_head(&res.headers, head_only),
             body: res.body,
+            log: None,
         },
-        Err(err) => {
-            let status = match err {
-                ClientError::Unreachable(_) => 503,
-                ClientError::BadResponse(_) | ClientError::TooLarge(_) => 502,
-            };
-            let message = match err {
-                ClientError::TooLarge(_) => format!("function at {}: {err}", route.endpoint),
-                _ => err.to_string(),
-            };
-            Outcome::error(status, message)
-        }
+        Err(err) => transport_error(route, &err),
     }
+}
+
+/// A failed exchange: 503 when the function could not be reached, else 502.
+pub(crate) fn transport_error(route: &Route, err: &ClientError) -> Outcome {
+    let status = match err {
+        ClientError::Unreachable(_) => 503,
+        ClientError::BadResponse(_) | ClientError::TooLarge(_) => 502,
+    };
+    let message = match err {
+        ClientError::TooLarge(_) => format!("function at {}: {err}", route.endpoint),
+        _ => err.to_string(),
+    };
+    Outcome::error(status, message)
 }
 
 async fn read_body(route: &Route, body: &Body) -> Result<Bytes, Outcome> {
@@ -224,7 +256,7 @@ async fn read_body(route: &Route, body: &Body) -> Result<Bytes, Outcome> {
     }
 }
 
-type BuildError = (u16, String);
+pub(crate) type BuildError = (u16, String);
 
 fn bad_request(message: impl Into<String>) -> BuildError {
     (400, message.into())
@@ -241,6 +273,7 @@ struct Forwarded<'a> {
 
 fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a>, BuildError> {
     let headers = parse_headers(raw)?;
+    let event = route.cfg.invoke.is_some();
 
     // Hop-by-hop headers, and any header the client named in Connection, belong to the
     // client's connection, not to ours (a forwarded `Connection: close` would make the
@@ -255,11 +288,19 @@ fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a
         .into_iter()
         .filter(|(n, _)| {
             !wire::is_hop_by_hop(n)
-                && *n != "host"
-                && *n != "content-length"
+                && (event || (*n != "host" && *n != "content-length"))
                 && !listed.iter().any(|l| l == n)
         })
         .collect();
+    if event {
+        // The headers go into the event, as API Gateway passes them (host and
+        // authorization included); the Invoke API call itself is always signed.
+        return Ok(Forwarded {
+            headers: forwarded,
+            apikey: None,
+            sign: route.signing.is_some(),
+        });
+    }
 
     // APISIX's precedence: the configured apikey unless the client sent one; otherwise
     // SigV4 unless the client sent its own authorization.
@@ -350,44 +391,60 @@ fn build(
         out.insert(HeaderName::from_static("x-api-key"), value);
     }
     if let Some((signing_cfg, creds)) = signing {
-        let mut to_sign: Vec<(&str, &str)> = Vec::with_capacity(out.len());
-        for (name, value) in out.iter() {
-            if name == HOST || wire::is_unsigned(name.as_str(), &cfg.unsigned_headers) {
-                continue;
-            }
-            let value = value.to_str().map_err(|_| {
-                bad_request(format!(
-                    "request header {name} is not valid UTF-8 and cannot be signed"
-                ))
-            })?;
-            to_sign.push((name.as_str(), value));
-        }
-        let uri = format!(
-            "{}://{}{}",
-            if cfg.endpoint.tls { "https" } else { "http" },
-            cfg.endpoint.authority,
-            target
-        );
-        let signature = sign::sign(
-            signing_cfg,
-            creds,
-            method.as_str(),
-            &uri,
-            &to_sign,
-            &body,
-            SystemTime::now(),
-        )
-        .map_err(|e| (500, format!("signing the request failed: {e}")))?;
-        for (name, value) in signature.headers {
-            let mut value = HeaderValue::from_str(&value)
-                .map_err(|_| (500, "signing produced an invalid header".to_string()))?;
-            value.set_sensitive(true);
-            out.insert(HeaderName::from_static(name), value);
-        }
+        add_signature(route, signing_cfg, creds, &method, &target, out, &body)?;
     }
     builder
         .body(Full::new(body))
         .map_err(|_| bad_request(format!("invalid request path or query: {target}")))
+}
+
+/// Signs the request in `out` (every header but Host and the unsigned ones) and adds
+/// the signature's headers, marked sensitive.
+pub(crate) fn add_signature(
+    route: &Route,
+    signing_cfg: &SigningConfig,
+    creds: &Credentials,
+    method: &Method,
+    target: &str,
+    out: &mut http::HeaderMap,
+    body: &[u8],
+) -> Result<(), BuildError> {
+    let cfg = &route.cfg;
+    let mut to_sign: Vec<(&str, &str)> = Vec::with_capacity(out.len());
+    for (name, value) in out.iter() {
+        if name == HOST || wire::is_unsigned(name.as_str(), &cfg.unsigned_headers) {
+            continue;
+        }
+        let value = value.to_str().map_err(|_| {
+            bad_request(format!(
+                "request header {name} is not valid UTF-8 and cannot be signed"
+            ))
+        })?;
+        to_sign.push((name.as_str(), value));
+    }
+    let uri = format!(
+        "{}://{}{}",
+        if cfg.endpoint.tls { "https" } else { "http" },
+        cfg.endpoint.authority,
+        target
+    );
+    let signature = sign::sign(
+        signing_cfg,
+        creds,
+        method.as_str(),
+        &uri,
+        &to_sign,
+        body,
+        SystemTime::now(),
+    )
+    .map_err(|e| (500, format!("signing the request failed: {e}")))?;
+    for (name, value) in signature.headers {
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| (500, "signing produced an invalid header".to_string()))?;
+        value.set_sensitive(true);
+        out.insert(HeaderName::from_static(name), value);
+    }
+    Ok(())
 }
 
 /// Splits `name:value\n` lines (names lowercase, as nginx's Lua API gives them).
@@ -425,7 +482,7 @@ fn push_title_case(out: &mut Vec<u8>, name: &str) {
 /// The response headers to hand to nginx, as `name:value\n` lines: without hop-by-hop
 /// headers (nginx frames its own response, and HTTP/2 forbids them) and without
 /// Content-Length, which nginx sets from the body (kept for HEAD, which has none).
-fn response_head(headers: &http::HeaderMap, head_only: bool) -> Vec<u8> {
+pub(crate) fn response_head(headers: &http::HeaderMap, head_only: bool) -> Vec<u8> {
     let connection_values: Vec<&str> = headers
         .get_all(http::header::CONNECTION)
         .iter()

@@ -3,7 +3,8 @@
 //! The core modules know nothing of Lua or C: `config` (schema, validation, defaults),
 //! `wire` (what goes on the wire: path, query, headers), `sign` (SigV4), `client`
 //! (hyper HTTP/1.1 connections in an own pool), `creds` (static keys, the AWS chain,
-//! assumed roles; cached and refreshed), `invoke` (one call to the function),
+//! assumed roles; cached and refreshed), `invoke` (one call to the function), `lambda` (the Invoke API: events and proxy
+//! responses),
 //! `bridge` (the per-worker runtime and the hand-off to nginx). The edges are `ffi`
 //! (the C ABI for the per-request path) and `lua` (mlua bindings for setup calls).
 
@@ -13,6 +14,7 @@ pub mod config;
 pub mod creds;
 pub mod ffi;
 pub mod invoke;
+pub mod lambda;
 mod lua;
 pub mod sign;
 pub mod wire;

@@ -80,9 +80,10 @@ fn set_path(lua: &Lua, root: &Table, path: &[String], value: &serde_json::Value)
 }
 
 /// `route_new(conf)`: a route handle (light userdata, to be cast to `AwslRoute *` and
-/// freed with `awsl_route_free`), or `nil, message`.
-fn route_new(lua: &Lua, conf: Value) -> LuaResult<(Value, Option<String>)> {
-    let fail = |m: String| Ok((Value::Nil, Some(m)));
+/// freed with `awsl_route_free`) and whether its requests must carry the request
+/// context (`AwslRequest.context`, for an event); or `nil, message`.
+fn route_new(lua: &Lua, conf: Value) -> LuaResult<(Value, Option<String>, bool)> {
+    let fail = |m: String| Ok((Value::Nil, Some(m), false));
     if !matches!(conf, Value::Table(_)) {
         return fail(wrong_type(&conf));
     }
@@ -97,8 +98,16 @@ fn route_new(lua: &Lua, conf: Value) -> LuaResult<(Value, Option<String>)> {
         Ok(cfg) => cfg,
         Err(e) => return fail(e),
     };
+    let needs_context = cfg
+        .invoke
+        .as_ref()
+        .is_some_and(|i| i.payload_format != crate::config::PayloadFormat::Raw);
     let ptr = AwslRoute::into_raw(Route::new(cfg));
-    Ok((Value::LightUserData(LightUserData(ptr.cast())), None))
+    Ok((
+        Value::LightUserData(LightUserData(ptr.cast())),
+        None,
+        needs_context,
+    ))
 }
 
 /// The header as LuaJIT's `ffi.cdef` accepts it: no preprocessor lines, and the

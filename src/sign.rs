@@ -54,6 +54,13 @@ impl Credentials {
     pub fn has_session_token(&self) -> bool {
         self.inner.session_token().is_some()
     }
+
+    /// The secret key and the token, for scrubbing them from text that came from AWS.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        let mut secrets = vec![self.inner.secret_access_key()];
+        secrets.extend(self.inner.session_token());
+        secrets
+    }
 }
 
 /// Never prints the secret or the token: configurations and errors get logged.

@@ -257,12 +257,13 @@ _EOC_
         $block->set_value('config', ($block->config // '') . <<'_EOC_');
     location = /aws {
         access_by_lua_block {
-            require("apisix.plugins.aws-lambda.openresty").run(PLUGIN_CONF)
+            require("apisix.plugins.aws-lambda.openresty").run(PLUGIN_CONF, nil, "/aws")
         }
     }
     location ~ ^/aws/(.*)$ {
         access_by_lua_block {
-            require("apisix.plugins.aws-lambda.openresty").run(PLUGIN_CONF, ngx.var[1])
+            require("apisix.plugins.aws-lambda.openresty").run(PLUGIN_CONF, ngx.var[1],
+                                                               "/aws/*")
         }
     }
 _EOC_

@@ -11,15 +11,21 @@ use bytes::Bytes;
 /// What Lua gets back for a ticket.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The function answered: status, response headers as `name:value\n` lines, body.
+    /// The function answered: status, response headers as `name:value\n` lines, body,
+    /// and a message for the error log at info level (the function's log tail).
     Response {
         status: u16,
         head: Vec<u8>,
         body: Bytes,
+        log: Option<String>,
     },
-    /// The request failed: the status to answer and a message for the error log
-    /// (never containing a secret).
-    Error { status: u16, message: String },
+    /// The request failed: the status to answer, a message for the error log (never
+    /// containing a secret), and as above an info-level message.
+    Error {
+        status: u16,
+        message: String,
+        log: Option<String>,
+    },
 }
 
 impl Outcome {
@@ -27,6 +33,7 @@ impl Outcome {
         Outcome::Error {
             status,
             message: message.into(),
+            log: None,
         }
     }
 }

@@ -7,11 +7,13 @@
 //! [`PluginConfig::from_value`].
 
 mod endpoint;
+mod function;
 mod plugin;
 mod schema;
 mod validate;
 
 pub use endpoint::Endpoint;
+pub use function::{default_endpoint, FunctionRef, InvocationType, InvokeConfig, PayloadFormat};
 pub use plugin::{Iam, PluginConfig};
 pub use schema::{schema, SCHEMA_JSON};
 pub use validate::{check, Injected};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::endpoint::{self, Endpoint};
+use super::function::{self, InvocationType, InvokeConfig, PayloadFormat};
 use super::validate::check;
 
 /// SigV4 signing: static keys, or (without them) the AWS credential chain, and
@@ -46,8 +47,11 @@ impl fmt::Debug for Iam {
 /// One route's plugin configuration, with every default applied.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PluginConfig {
+    /// `function_uri`, or with `function_name` the Lambda API's URL.
     pub function_uri: String,
     pub endpoint: Endpoint,
+    /// Set with `function_name`: the request goes to the Invoke API as an event.
+    pub invoke: Option<InvokeConfig>,
     pub apikey: Option<String>,
     pub iam: Option<Iam>,
     pub timeout: Duration,
@@ -66,6 +70,7 @@ impl fmt::Debug for PluginConfig {
         f.debug_struct("PluginConfig")
             .field("function_uri", &self.function_uri)
             .field("endpoint", &self.endpoint)
+            .field("invoke", &self.invoke)
             .field("apikey", &self.apikey.as_ref().map(|_| "<redacted>"))
             .field("iam", &self.iam)
             .field("timeout", &self.timeout)
@@ -94,9 +99,19 @@ impl PluginConfig {
         let mut conf = v.clone();
         check(&mut conf)?;
 
-        let function_uri = string(&conf, &["function_uri"])?;
+        let invoke = match conf.get("function_name") {
+            Some(_) => Some(invoke_config(&conf)?),
+            None => None,
+        };
+        let (function_uri, uri_property) = match &invoke {
+            Some(invoke) => match conf.get("invoke_endpoint") {
+                Some(_) => (string(&conf, &["invoke_endpoint"])?, "invoke_endpoint"),
+                None => (function::default_endpoint(&invoke.region), "aws_region"),
+            },
+            None => (string(&conf, &["function_uri"])?, "function_uri"),
+        };
         let endpoint = endpoint::parse(&function_uri)
-            .map_err(|why| format!("property \"function_uri\" validation failed: {why}"))?;
+            .map_err(|why| format!("property \"{uri_property}\" validation failed: {why}"))?;
 
         let apikey = match conf.pointer("/authorization/apikey") {
             Some(_) => Some(string(&conf, &["authorization", "apikey"])?),
@@ -139,6 +154,7 @@ impl PluginConfig {
         Ok(PluginConfig {
             function_uri,
             endpoint,
+            invoke,
             apikey,
             iam,
             timeout: Duration::from_millis(integer(&conf, "timeout")?),
@@ -152,6 +168,47 @@ impl PluginConfig {
             unsigned_headers,
         })
     }
+}
+
+/// The Invoke API settings of a checked configuration that has `function_name`.
+fn invoke_config(conf: &Value) -> Result<InvokeConfig, String> {
+    let opt = |key: &str| match conf.get(key) {
+        Some(_) => string(conf, &[key]).map(Some),
+        None => Ok(None),
+    };
+    let function = function::parse(&string(conf, &["function_name"])?)
+        .map_err(|why| format!("property \"function_name\" validation failed: {why}"))?;
+    // check() has refused a qualifier or region that contradicts the name.
+    let qualifier = opt("qualifier")?.or_else(|| function.qualifier.clone());
+    let region = match (function.region.clone(), opt("aws_region")?) {
+        (Some(region), _) | (None, Some(region)) => region,
+        (None, None) => match conf.pointer("/authorization/iam/aws_region") {
+            Some(_) => string(conf, &["authorization", "iam", "aws_region"])?,
+            None => "us-east-1".to_owned(),
+        },
+    };
+    let invocation_type = match opt("invocation_type")? {
+        Some(t) => InvocationType::parse(&t).ok_or_else(|| unexpected(&["invocation_type"]))?,
+        None => InvocationType::RequestResponse,
+    };
+    let payload_format = match opt("payload_format")? {
+        Some(f) => PayloadFormat::parse(&f).ok_or_else(|| unexpected(&["payload_format"]))?,
+        None => PayloadFormat::ApigwV2,
+    };
+    let function_error_status = match conf.get("function_error_status") {
+        Some(_) => u16::try_from(integer(conf, "function_error_status")?)
+            .map_err(|_| unexpected(&["function_error_status"]))?,
+        None => 502,
+    };
+    Ok(InvokeConfig {
+        function,
+        qualifier,
+        region,
+        invocation_type,
+        payload_format,
+        function_error_status,
+        log_tail: opt("log_type")?.as_deref() == Some("Tail"),
+    })
 }
 
 // The accessors below fail only if `check` let through something the schema forbids;

@@ -27,8 +27,8 @@
 
 use serde_json::{Map, Value};
 
-use super::endpoint;
 use super::schema::{self, Node, Type};
+use super::{endpoint, function};
 
 /// A default that `check` wrote into the configuration, so the caller can write the same
 /// key into its own copy (the Lua table APISIX keeps).
@@ -52,6 +52,14 @@ pub fn check(conf: &mut Value) -> Result<Vec<Injected>, String> {
     let mut work = conf.clone();
     let mut injected = Vec::new();
     let mut path = Vec::new();
+    // Where APISIX's schema says `required: ["function_uri"]`, and reported first as
+    // APISIX reports it.
+    if is_lua_object(&work)
+        && work.get("function_uri").is_none()
+        && work.get("function_name").is_none()
+    {
+        return Err("property \"function_uri\" is required".to_owned());
+    }
     validate(schema::root(), &mut work, &mut path, &mut injected)?;
     semantic(&work)?;
     *conf = work;
@@ -168,6 +176,7 @@ fn validate(
 
 /// What JSON Schema cannot say; runs only on a configuration that passed the schema.
 fn semantic(conf: &Value) -> Result<(), String> {
+    target(conf)?;
     if let Some(Value::String(uri)) = conf.get("function_uri") {
         if !is_secret_ref_str(uri) {
             endpoint::parse(uri)
@@ -186,6 +195,81 @@ fn semantic(conf: &Value) -> Result<(), String> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Properties that only the Invoke API mode (`function_name`) reads.
+const INVOKE_ONLY: [&str; 7] = [
+    "qualifier",
+    "aws_region",
+    "invoke_endpoint",
+    "invocation_type",
+    "payload_format",
+    "function_error_status",
+    "log_type",
+];
+
+/// Exactly one of `function_uri` and `function_name`, and what goes with each.
+fn target(conf: &Value) -> Result<(), String> {
+    let text = |key: &str| match conf.get(key) {
+        Some(Value::String(s)) if !is_secret_ref_str(s) => Some(s.as_str()),
+        _ => None,
+    };
+    let prop = |key: &str, why: String| format!("property \"{key}\" validation failed: {why}");
+    match (conf.get("function_uri"), conf.get("function_name")) {
+        // check() has reported it already.
+        (None, None) => return Err("property \"function_uri\" is required".to_owned()),
+        (Some(_), Some(_)) => {
+            return Err("only one of \"function_uri\" and \"function_name\" may be set".to_owned())
+        }
+        (Some(_), None) => {
+            if let Some(key) = INVOKE_ONLY.iter().find(|k| conf.get(**k).is_some()) {
+                return Err(format!(
+                    "property \"{key}\" is only used with \"function_name\""
+                ));
+            }
+            return Ok(());
+        }
+        (None, Some(_)) => {}
+    }
+    if conf.pointer("/authorization/apikey").is_some() {
+        return Err(prop(
+            "authorization",
+            "apikey cannot be used with \"function_name\": the Lambda Invoke API is \
+             authorised with iam"
+                .to_owned(),
+        ));
+    }
+    let Some(name) = text("function_name") else {
+        return Ok(());
+    };
+    let function = function::parse(name).map_err(|why| prop("function_name", why))?;
+    if let Some(q) = text("qualifier") {
+        function::check_qualifier(q).map_err(|why| prop("qualifier", why))?;
+        if function.qualifier.as_deref().is_some_and(|own| own != q) {
+            return Err(prop(
+                "qualifier",
+                "differs from the qualifier in function_name".to_owned(),
+            ));
+        }
+    }
+    if let Some(region) = text("aws_region") {
+        if !function::is_region(region) {
+            return Err(prop(
+                "aws_region",
+                format!("{region:?} is not a region name"),
+            ));
+        }
+        if function.region.as_deref().is_some_and(|own| own != region) {
+            return Err(prop(
+                "aws_region",
+                "differs from the region in the function ARN".to_owned(),
+            ));
+        }
+    }
+    if let Some(uri) = text("invoke_endpoint") {
+        endpoint::parse(uri).map_err(|why| prop("invoke_endpoint", why.to_owned()))?;
     }
     Ok(())
 }

@@ -33,18 +33,26 @@ pub struct AwslRequest {
     pub body_len: usize,
     pub body_file: *const c_char,
     pub body_file_len: usize,
+    /// Only for routes that send an event (`route_new` says which): the raw request
+    /// path, client address, request id, protocol, host, `$time_local`, start time in
+    /// milliseconds and the route's path pattern, then path parameter names and
+    /// values, each followed by a NUL byte. `context_len` 0 sends none.
+    pub context: *const c_char,
+    pub context_len: usize,
 }
 
 /// What `awsl_ticket_take` reports. When `is_error` is 0, the buffer holds
 /// `head_len` bytes of response headers (`name:value\n` lines) followed by `body_len`
 /// bytes of body. When `is_error` is 1, `status` is the status to answer and the buffer
-/// holds a `body_len`-byte message for the error log.
+/// holds a `body_len`-byte message for the error log. Either way `log_len` bytes
+/// follow: a message for the error log at info level (the function's log tail).
 #[repr(C)]
 pub struct AwslResponse {
     pub status: c_int,
     pub is_error: c_int,
     pub head_len: usize,
     pub body_len: usize,
+    pub log_len: usize,
 }
 
 /// Queues the request for the function behind `route` and stores its ticket in
@@ -75,14 +83,24 @@ pub unsafe extern "C" fn awsl_request_submit(
             return fail("NULL argument");
         }
         let (route, req) = (&*route, &*req);
-        let (Some(method), Some(ext), Some(query), Some(headers), Some(body), Some(file)) = (
+        let (
+            Some(method),
+            Some(ext),
+            Some(query),
+            Some(headers),
+            Some(body),
+            Some(file),
+            Some(context),
+        ) = (
             slice(req.method, req.method_len),
             slice(req.ext, req.ext_len),
             slice(req.query, req.query_len),
             slice(req.headers, req.headers_len),
             slice(req.body, req.body_len),
             slice(req.body_file, req.body_file_len),
-        ) else {
+            slice(req.context, req.context_len),
+        )
+        else {
             return fail("NULL pointer with a length in the request");
         };
         let Some(worker) = bridge::current() else {
@@ -99,6 +117,7 @@ pub unsafe extern "C" fn awsl_request_submit(
             query: query.to_vec(),
             headers: headers.to_vec(),
             body,
+            context: (!context.is_empty()).then(|| context.to_vec()),
         };
         match worker.submit(route.route.clone(), incoming) {
             Ok(id) => {
@@ -114,7 +133,7 @@ pub unsafe extern "C" fn awsl_request_submit(
 ///
 /// Returns `AWSL_OK` with `*out` filled and the data in `buf`; `AWSL_AGAIN` while the
 /// request is in flight; `AWSL_TOO_SMALL` with the needed sizes in `*out` (the ticket
-/// stays, call again with `head_len + body_len` bytes); `AWSL_DECLINED` for an unknown
+/// stays, call again with `head_len + body_len + log_len` bytes); `AWSL_DECLINED` for an unknown
 /// ticket.
 ///
 /// # Safety
@@ -141,24 +160,38 @@ pub unsafe extern "C" fn awsl_ticket_take(
             Peek::Pending => return AWSL_AGAIN,
             Peek::Done(outcome) => outcome,
         };
-        let (status, is_error, head, body): (u16, c_int, &[u8], &[u8]) = match outcome {
-            Outcome::Response { status, head, body } => (*status, 0, head, body),
-            Outcome::Error { status, message } => (*status, 1, &[], message.as_bytes()),
+        let (status, is_error, head, body, log): (u16, c_int, &[u8], &[u8], _) = match outcome {
+            Outcome::Response {
+                status,
+                head,
+                body,
+                log,
+            } => (*status, 0, head, body, log),
+            Outcome::Error {
+                status,
+                message,
+                log,
+            } => (*status, 1, &[], message.as_bytes(), log),
         };
+        let log = log.as_deref().unwrap_or_default().as_bytes();
         *out = AwslResponse {
             status: c_int::from(status),
             is_error,
             head_len: head.len(),
             body_len: body.len(),
+            log_len: log.len(),
         };
-        let needed = head.len() + body.len();
+        let needed = head.len() + body.len() + log.len();
         if needed > buf_len || (needed > 0 && buf.is_null()) {
             return AWSL_TOO_SMALL;
         }
         if needed > 0 {
             let buf = buf.cast::<u8>();
-            std::ptr::copy_nonoverlapping(head.as_ptr(), buf, head.len());
-            std::ptr::copy_nonoverlapping(body.as_ptr(), buf.add(head.len()), body.len());
+            let mut at = 0;
+            for part in [head, body, log] {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), buf.add(at), part.len());
+                at += part.len();
+            }
         }
         tickets.remove(ticket);
         AWSL_OK
@@ -208,6 +241,8 @@ mod tests {
             body_len: 0,
             body_file: std::ptr::null(),
             body_file_len: 0,
+            context: std::ptr::null(),
+            context_len: 0,
         }
     }
 
@@ -268,6 +303,7 @@ mod tests {
             is_error: 0,
             head_len: 0,
             body_len: 0,
+            log_len: 0,
         };
         let rc = unsafe { awsl_ticket_take(u32::MAX - 7, &mut out, std::ptr::null_mut(), 0) };
         assert_eq!(rc, AWSL_DECLINED);
@@ -315,6 +351,7 @@ mod tests {
             is_error: 0,
             head_len: 0,
             body_len: 0,
+            log_len: 0,
         };
         let rc = unsafe { awsl_ticket_take(ticket, &mut out, std::ptr::null_mut(), 0) };
         assert_eq!(rc, AWSL_TOO_SMALL);

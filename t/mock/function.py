@@ -21,6 +21,8 @@ Endpoints (any method):
   /close            reads the request, closes without answering
   /garbage          answers "this is not http\\r\\n\\r\\n" and closes
   /headers-only     Content-Length: 100, 10 bytes of body, closes
+  /2015-03-31/functions/<name>/invocations
+                    the Lambda Invoke API (POST; see lambda_api.py)
   /_<name>          the control API of the credential sources (below)
   anything else     200 text/plain describing the request (see describe())
 
@@ -69,7 +71,8 @@ Control API on the main port (not signed):
                   imds_credentials, imds_extended, imds_not_found, imds_failed,
                   ecs_credentials, ecs_unauthorized, ecs_garbage, ecs_down,
                   ecs_failed, sts_calls, sts_assume_role,
-                  sts_assume_role_with_web_identity); "signed": access key ->
+                  sts_assume_role_with_web_identity); "invocations": function
+                  name -> calls that reached it (Invoke API); "signed": access key ->
                   verdict -> count, of the function's requests; "sts": the STS
                   calls (action, role_arn, session_name, external_id,
                   access_key issued, signed_by, signature).
@@ -99,6 +102,7 @@ import time
 from urllib.parse import parse_qsl, unquote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import lambda_api
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
@@ -559,7 +563,10 @@ class Handler(BaseHTTPRequestHandler):
             with STATE_LOCK:
                 SIGNED[result.access_key][verdict] += 1
 
-        if path.startswith("/httptrigger"):
+        if (m := lambda_api.PATH_RE.fullmatch(path)) and method == "POST":
+            code, headers, out = lambda_api.invoke(m.group(1), query, received, body, verdict, log)
+            self.respond(code, out, headers)
+        elif path.startswith("/httptrigger"):
             self.respond(200, b"aws lambda invoked\n",
                          [("Content-Type", "text/plain"), ("Connection", "Keep-Alive")])
         elif (m := re.fullmatch(r"/status/(\d{3})", path)):
@@ -789,6 +796,7 @@ def reset_sources():
         STATS.update({name: 0 for name in COUNTERS})
         SIGNED.clear()
         del STS_CALLS[:]
+    lambda_api.reset()
 
 
 def parse_fields(query, body):
@@ -810,7 +818,8 @@ def stats():
         out = dict(STATS)
         out["signed"] = {ak: dict(v) for ak, v in SIGNED.items()}
         out["sts"] = [dict(call) for call in STS_CALLS]
-        return out
+    out["invocations"] = lambda_api.stats()
+    return out
 
 
 def known_secrets():

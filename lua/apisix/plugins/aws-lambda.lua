@@ -14,6 +14,7 @@ local native = require("apisix.plugins.aws-lambda.native")
 local ngx = ngx
 local ngx_log = ngx.log
 local ERR = ngx.ERR
+local INFO = ngx.INFO
 local ngx_header = ngx.header
 local req_get_headers = ngx.req.get_headers
 local req_get_method = ngx.req.get_method
@@ -24,6 +25,10 @@ local pairs = pairs
 local ipairs = ipairs
 local type = type
 local tonumber = tonumber
+local tostring = tostring
+local floor = math.floor
+local str_byte = string.byte
+local UNDERSCORE = str_byte("_")
 local setmetatable = setmetatable
 local tab_concat = table.concat
 local str_find = string.find
@@ -58,10 +63,13 @@ end
 -- handles of replaced configurations.
 local routes = setmetatable({}, { __mode = "k" })
 
+-- Routes that send an event (function_name) need the request context.
+local needs_context = setmetatable({}, { __mode = "k" })
+
 local function route_for(conf)
     local route = routes[conf]
     if route then
-        return route
+        return route, needs_context[conf]
     end
     -- Plain OpenResty callers may pass a configuration APISIX never checked: this
     -- also injects the defaults that access() reads below.
@@ -69,12 +77,52 @@ local function route_for(conf)
     if not ok then
         return nil, err
     end
-    route, err = native.route_new(conf)
+    local context
+    route, err, context = native.route_new(conf)
     if not route then
         return nil, err
     end
     routes[conf] = route
-    return route
+    needs_context[conf] = context
+    return route, context
+end
+
+
+-- What an event needs beyond method, headers, query and body, in the form
+-- `AwslRequest.context` documents: NUL-terminated fields, then the route's path
+-- parameters (APISIX's router names the `*` wildcard ":ext") as name, value pairs.
+local context_parts = new_tab(16, 0)
+
+local function request_context(matched)
+    local var = ngx.var
+    local path = var.request_uri
+    local q = str_find(path, "?", 1, true)
+    if q then
+        path = str_sub(path, 1, q - 1)
+    end
+    context_parts[1] = path
+    context_parts[2] = var.remote_addr
+    context_parts[3] = var.request_id
+    context_parts[4] = var.server_protocol
+    context_parts[5] = var.host
+    context_parts[6] = var.time_local
+    context_parts[7] = tostring(floor(ngx.req.start_time() * 1000))
+    context_parts[8] = matched and matched._path or ""
+    local n = 8
+    if matched then
+        for name, value in pairs(matched) do
+            if type(name) == "string" and type(value) == "string"
+               and str_byte(name, 1) ~= UNDERSCORE then
+                context_parts[n + 1] = name
+                context_parts[n + 2] = value
+                n = n + 2
+            end
+        end
+    end
+    context_parts[n + 1] = ""
+    local blob = tab_concat(context_parts, "\0", 1, n + 1)
+    clear_tab(context_parts)
+    return blob
 end
 
 
@@ -127,9 +175,10 @@ end
 
 
 function _M.access(conf, ctx)
-    local route, err = route_for(conf)
+    local route, err_or_context = route_for(conf)
     if not route then
-        ngx_log(ERR, "failed to process ", plugin_name, ": invalid configuration: ", err)
+        ngx_log(ERR, "failed to process ", plugin_name, ": invalid configuration: ",
+                err_or_context)
         return 500
     end
 
@@ -157,9 +206,17 @@ function _M.access(conf, ctx)
     local ext = matched and matched[":ext"]
     local method = req_get_method()
 
-    local status, head, res_body = native.invoke(route, method, ext, ngx.var.args,
-                                                 request_headers(), body, body_file,
-                                                 conf.timeout)
+    local context
+    if err_or_context then
+        context = request_context(matched)
+    end
+
+    local status, head, res_body, log = native.invoke(route, method, ext, ngx.var.args,
+                                                      request_headers(), body, body_file,
+                                                      conf.timeout, context)
+    if log then
+        ngx_log(INFO, plugin_name, ": ", log)
+    end
     if not status then
         -- `head` is the failure status, `res_body` the message (no secrets in it).
         ngx_log(ERR, "failed to process ", plugin_name, ", err: ", res_body)

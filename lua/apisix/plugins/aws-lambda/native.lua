@@ -209,9 +209,10 @@ _M.schema = lib_lua.schema
 _M.check_schema = lib_lua.check_schema
 
 
--- A route handle for a checked configuration table, freed by the GC.
+-- A route handle for a checked configuration table, freed by the GC, and whether its
+-- requests carry the request context (the route sends the function an event).
 function _M.route_new(conf)
-    local ptr, err = lib_lua.route_new(conf)
+    local ptr, err, needs_context = lib_lua.route_new(conf)
     if not ptr then
         return nil, err
     end
@@ -219,7 +220,7 @@ function _M.route_new(conf)
     -- this module's reload, and the closure keeps `C` (the library) referenced.
     return ffi.gc(ffi_cast("AwslRoute *", ptr), function(p)
         C.awsl_route_free(p)
-    end)
+    end), nil, needs_context
 end
 
 
@@ -228,7 +229,7 @@ end
 local function take(id)
     local rc = C.awsl_ticket_take(id, resp, buf, buf_size)
     if rc == TOO_SMALL then
-        local need = tonumber(resp.head_len + resp.body_len)
+        local need = tonumber(resp.head_len + resp.body_len + resp.log_len)
         local tmp = ffi.new("char[?]", need)
         -- Keep a bigger scratch buffer, but never hold on to a huge one.
         if need <= KEEP_BUF then
@@ -266,21 +267,29 @@ local function poll(id, timeout_ms)
 end
 
 
--- `status, head, body`, or `nil, status, message`, from a taken outcome.
+-- `status, head, body, log`, or `nil, status, message, log`, from a taken outcome.
 local function outcome(data)
-    if resp.is_error ~= 0 then
-        return nil, tonumber(resp.status), ffi_string(data, resp.body_len)
-    end
     local head_len = tonumber(resp.head_len)
+    local body_len = tonumber(resp.body_len)
+    local log
+    if resp.log_len > 0 then
+        log = ffi_string(data + head_len + body_len, resp.log_len)
+    end
+    if resp.is_error ~= 0 then
+        return nil, tonumber(resp.status), ffi_string(data, body_len), log
+    end
     return tonumber(resp.status), ffi_string(data, head_len),
-           ffi_string(data + head_len, resp.body_len)
+           ffi_string(data + head_len, body_len), log
 end
 
 
 -- Calls the function behind `route` and waits without blocking the worker.
--- Returns `status, head, body` (head: `name:value\n` lines), or
--- `nil, status, message` when the call failed (the message is for the error log).
-function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_ms)
+-- Returns `status, head, body, log` (head: `name:value\n` lines), or
+-- `nil, status, message, log` when the call failed (the message is for the error
+-- log). `log`, when not nil, is for the error log at info level. `context` is the
+-- request context for routes that send an event (see `AwslRequest.context`).
+function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_ms,
+                   context)
     local ok, err = start_worker()
     if not ok then
         return nil, 500, err
@@ -299,6 +308,8 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
     req.body, req.body_len = body, #body
     body_file = body_file or ""
     req.body_file, req.body_file_len = body_file, #body_file
+    context = context or ""
+    req.context, req.context_len = context, #context
 
     local errbuf = get_string_buf(256)
     local errlen = get_size_ptr()

@@ -21,9 +21,11 @@ local _M = {}
 
 
 -- `conf` is the plugin configuration (defaults are injected on first use); `ext` is
--- the path suffix to append to function_uri (APISIX's `ctx.curr_req_matched[":ext"]`).
-function _M.run(conf, ext)
-    local ctx = { curr_req_matched = { [":ext"] = ext } }
+-- the path suffix to append to function_uri (APISIX's `ctx.curr_req_matched[":ext"]`);
+-- `route`, optional, the location's path pattern in APISIX's notation (`/fn/*`),
+-- which an event (function_name) reports as its resource.
+function _M.run(conf, ext, route)
+    local ctx = { curr_req_matched = { [":ext"] = ext, _path = route } }
     local code, body = plugin.access(conf, ctx)
     if not code then
         return

@@ -1,0 +1,502 @@
+//! The client's request as the event an API Gateway or a function URL would send.
+//!
+//! The shapes are `aws_lambda_events`' (the AWS Rust runtime's own definitions); this
+//! module only fills them in. Two touch-ups after serializing, both to match what AWS
+//! sends: the crate's v2 request also carries the fields of API Gateway's Lambda
+//! authorizer event (`type`, `methodArn`, `httpMethod`, ...), which are dropped because
+//! frameworks tell v1 from v2 by `httpMethod`; and v1 sends `null`, not `{}`, for an
+//! empty query, path parameters and stage variables.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyRequestContext, ApiGatewayRequestIdentity,
+    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpRequestContextHttpDescription,
+};
+use aws_lambda_events::query_map::QueryMap;
+use base64::Engine;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method};
+use serde_json::Value;
+
+use crate::config::PayloadFormat;
+use crate::wire;
+
+/// Why no event could be built: always the client's request (a 400).
+pub type EventError = String;
+
+/// What nginx knows of the request beyond method, headers, query and body.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Context<'a> {
+    /// The path as the client sent it (percent-encoding kept), without the query.
+    pub path: &'a str,
+    pub source_ip: &'a str,
+    pub request_id: &'a str,
+    /// `HTTP/1.1`, `HTTP/2.0`.
+    pub protocol: &'a str,
+    /// The host the client asked for.
+    pub host: &'a str,
+    /// The request's start in nginx's `$time_local` format, `25/Nov/2026:21:18:28 +0000`.
+    pub time: &'a str,
+    pub epoch_ms: i64,
+    /// The route's path pattern (`/aws/*`, `/users/:id`), empty when not known.
+    pub route: &'a str,
+    /// The route's path parameters as the router names them (`:ext` for `*`).
+    pub params: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Context<'a> {
+    /// Parses the context the Lua side sends: the fields in declaration order, then
+    /// parameter names and values, each followed by a NUL byte.
+    pub fn parse(raw: &'a [u8]) -> Result<Self, EventError> {
+        let mut fields = raw
+            .strip_suffix(b"\0")
+            .ok_or("malformed request context")?
+            .split(|b| *b == 0)
+            .map(std::str::from_utf8);
+        let mut next = |what: &str| -> Result<&'a str, EventError> {
+            match fields.next() {
+                Some(Ok(s)) => Ok(s),
+                Some(Err(_)) => Err(format!("the request {what} is not valid UTF-8")),
+                None => Err("malformed request context".to_owned()),
+            }
+        };
+        let mut ctx = Context {
+            path: next("path")?,
+            source_ip: next("address")?,
+            request_id: next("id")?,
+            protocol: next("protocol")?,
+            host: next("host")?,
+            time: next("time")?,
+            epoch_ms: next("time")?
+                .parse()
+                .map_err(|_| "malformed request context".to_owned())?,
+            route: next("route")?,
+            params: Vec::new(),
+        };
+        // The rest are parameter names and values, in pairs.
+        let rest = fields
+            .collect::<Result<Vec<&'a str>, _>>()
+            .map_err(|_| "a path parameter is not valid UTF-8".to_owned())?;
+        if rest.len() % 2 != 0 {
+            return Err("malformed request context".to_owned());
+        }
+        ctx.params = rest.chunks(2).map(|p| (p[0], p[1])).collect();
+        Ok(ctx)
+    }
+}
+
+/// The event for `format` (not `Raw`) as JSON bytes. `headers` are the client's
+/// headers for the function (names lowercase, repeated names repeated).
+pub fn build(
+    format: PayloadFormat,
+    method: &str,
+    headers: &[(&str, &[u8])],
+    query: &[u8],
+    body: &[u8],
+    ctx: &Context<'_>,
+) -> Result<Vec<u8>, EventError> {
+    let method =
+        Method::from_bytes(method.as_bytes()).map_err(|_| "invalid request method".to_owned())?;
+    let query = std::str::from_utf8(query)
+        .ok()
+        .filter(|q| wire::query_is_utf8(q.as_bytes()))
+        .ok_or("the query string is not valid UTF-8 once decoded and cannot be put in the event")?;
+    let mut text_headers: Vec<(&str, &str)> = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let value = std::str::from_utf8(value).map_err(|_| {
+            format!("request header {name} is not valid UTF-8 and cannot be put in the event")
+        })?;
+        text_headers.push((name, value));
+    }
+    let (body, is_base64_encoded) = encode_body(body, &text_headers);
+    let params: HashMap<String, String> = ctx
+        .params
+        .iter()
+        .map(|(name, value)| (param_name(name).to_owned(), (*value).to_owned()))
+        .collect();
+    let resource = resource(ctx.route, ctx.path);
+    let user_agent = text_headers
+        .iter()
+        .find(|(n, _)| *n == "user-agent")
+        .map(|(_, v)| (*v).to_owned());
+    // What a function URL would have: the first label of the host is the URL's id.
+    let domain_prefix = ctx.host.split('.').next().unwrap_or_default().to_owned();
+
+    let event = match format {
+        PayloadFormat::ApigwV1 => {
+            let mut rc = ApiGatewayProxyRequestContext::default();
+            rc.account_id = Some("anonymous".into());
+            rc.apiid = Some(domain_prefix.clone());
+            rc.stage = Some("$default".into());
+            rc.request_id = Some(ctx.request_id.into());
+            rc.resource_path = Some(resource.clone());
+            rc.path = Some(ctx.path.into());
+            rc.http_method = method.clone();
+            rc.request_time = Some(ctx.time.into());
+            rc.request_time_epoch = ctx.epoch_ms;
+            rc.protocol = Some(ctx.protocol.into());
+            rc.domain_name = Some(ctx.host.into());
+            rc.domain_prefix = Some(domain_prefix);
+            let mut identity = ApiGatewayRequestIdentity::default();
+            identity.source_ip = Some(ctx.source_ip.into());
+            identity.user_agent = user_agent;
+            rc.identity = identity;
+
+            let mut ev = ApiGatewayProxyRequest::default();
+            ev.resource = Some(resource);
+            ev.path = Some(ctx.path.into());
+            ev.http_method = method;
+            // `headers` keeps the last of repeated values, `multiValueHeaders` all.
+            ev.headers = header_map(&text_headers, |map, name, value| {
+                map.insert(name, value);
+            })?;
+            ev.multi_value_headers = header_map(&text_headers, |map, name, value| {
+                map.append(name, value);
+            })?;
+            let all = query_values(query);
+            // The crate writes the first of repeated values; API Gateway sends the last.
+            ev.query_string_parameters = QueryMap::from(
+                all.iter()
+                    .map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default()))
+                    .collect::<HashMap<String, String>>(),
+            );
+            ev.multi_value_query_string_parameters = QueryMap::from(all);
+            ev.path_parameters = params;
+            ev.request_context = rc;
+            ev.body = body;
+            ev.is_base64_encoded = is_base64_encoded;
+            let mut value = to_value(&ev)?;
+            for key in [
+                "queryStringParameters",
+                "multiValueQueryStringParameters",
+                "pathParameters",
+                "stageVariables",
+            ] {
+                if value[key].as_object().is_some_and(|o| o.is_empty()) {
+                    value[key] = Value::Null;
+                }
+            }
+            value
+        }
+        PayloadFormat::ApigwV2 | PayloadFormat::Raw => {
+            let route_key = if ctx.route.is_empty() {
+                "$default".to_owned()
+            } else {
+                format!("ANY {resource}")
+            };
+            let mut http_desc = ApiGatewayV2httpRequestContextHttpDescription::default();
+            http_desc.method = method;
+            http_desc.path = Some(ctx.path.into());
+            http_desc.protocol = Some(ctx.protocol.into());
+            http_desc.source_ip = Some(ctx.source_ip.into());
+            // Function URLs always carry one, empty when the client sent none.
+            http_desc.user_agent = Some(user_agent.unwrap_or_default());
+            let mut rc = ApiGatewayV2httpRequestContext::default();
+            rc.route_key = Some(route_key.clone());
+            rc.account_id = Some("anonymous".into());
+            rc.apiid = Some(domain_prefix.clone());
+            rc.stage = Some("$default".into());
+            rc.request_id = Some(ctx.request_id.into());
+            rc.domain_name = Some(ctx.host.into());
+            rc.domain_prefix = Some(domain_prefix);
+            rc.time = Some(ctx.time.into());
+            rc.time_epoch = ctx.epoch_ms;
+            rc.http = http_desc;
+
+            // Cookies travel in their own list; other repeated headers are joined by
+            // commas, as API Gateway and function URLs do.
+            let cookies: Vec<String> = text_headers
+                .iter()
+                .filter(|(n, _)| *n == "cookie")
+                .flat_map(|(_, v)| v.split(';'))
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let mut joined: Vec<(&str, String)> = Vec::new();
+            for (name, value) in text_headers.iter().filter(|(n, _)| *n != "cookie") {
+                match joined.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, v)) => {
+                        v.push(',');
+                        v.push_str(value);
+                    }
+                    None => joined.push((name, (*value).to_owned())),
+                }
+            }
+            let joined: Vec<(&str, &str)> = joined.iter().map(|(n, v)| (*n, v.as_str())).collect();
+
+            let mut ev = ApiGatewayV2httpRequest::default();
+            ev.version = Some("2.0".into());
+            ev.route_key = Some(route_key);
+            ev.raw_path = Some(ctx.path.into());
+            ev.raw_query_string = Some(query.into());
+            ev.cookies = (!cookies.is_empty()).then_some(cookies);
+            ev.headers = header_map(&joined, |map, name, value| {
+                map.insert(name, value);
+            })?;
+            ev.query_string_parameters = QueryMap::from(query_values(query));
+            ev.path_parameters = params;
+            ev.request_context = rc;
+            ev.body = body;
+            ev.is_base64_encoded = is_base64_encoded;
+            let mut value = to_value(&ev)?;
+            if let Some(obj) = value.as_object_mut() {
+                for key in [
+                    "type",
+                    "methodArn",
+                    "httpMethod",
+                    "identitySource",
+                    "authorizationToken",
+                    "resource",
+                    "stageVariables",
+                ] {
+                    obj.remove(key);
+                }
+            }
+            value
+        }
+    };
+    serde_json::to_vec(&event).map_err(|e| format!("cannot encode the event: {e}"))
+}
+
+fn to_value<T: serde::Serialize>(event: &T) -> Result<Value, EventError> {
+    serde_json::to_value(event).map_err(|e| format!("cannot encode the event: {e}"))
+}
+
+fn header_map(
+    headers: &[(&str, &str)],
+    put: impl Fn(&mut HeaderMap, HeaderName, HeaderValue),
+) -> Result<HeaderMap, EventError> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| "invalid request header name".to_owned())?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("invalid value in request header {name}"))?;
+        put(&mut map, name, value);
+    }
+    Ok(map)
+}
+
+/// Names and decoded values, repeated names collected in order.
+fn query_values(query: &str) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        map.entry(decode(name)).or_default().push(decode(value));
+    }
+    map
+}
+
+/// Percent-decoding as API Gateway does it: `+` stays a plus sign. The caller checked
+/// that the result is UTF-8.
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// API Gateway's name for the greedy parameter is `proxy` (`/{proxy+}`).
+fn param_name(name: &str) -> &str {
+    if name == ":ext" {
+        "proxy"
+    } else {
+        name.strip_prefix(':').unwrap_or(name)
+    }
+}
+
+/// The route pattern in API Gateway's notation: `/aws/*` is `/aws/{proxy+}`, `/u/:id`
+/// is `/u/{id}`. Without a pattern, the request path.
+fn resource(route: &str, path: &str) -> String {
+    if route.is_empty() {
+        return path.to_owned();
+    }
+    route
+        .split('/')
+        .map(|seg| {
+            if seg == "*" {
+                "{proxy+}".to_owned()
+            } else if let Some(name) = seg.strip_prefix('*') {
+                format!("{{{name}+}}")
+            } else if let Some(name) = seg.strip_prefix(':') {
+                format!("{{{name}}}")
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Text bodies go as they are; anything else (a binary type, or bytes that are not
+/// UTF-8) base64-encoded, as function URLs do.
+fn encode_body(body: &[u8], headers: &[(&str, &str)]) -> (Option<String>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| *n == "content-type")
+        .map(|(_, v)| *v);
+    match std::str::from_utf8(body) {
+        Ok(text) if content_type.is_none_or(is_text) => (Some(text.to_owned()), false),
+        _ => (
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
+    }
+}
+
+/// The media types function URLs pass as text.
+fn is_text(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence.starts_with("text/")
+        || essence.ends_with("+json")
+        || essence.ends_with("+xml")
+        || matches!(
+            essence.as_str(),
+            "application/json"
+                | "application/xml"
+                | "application/javascript"
+                | "application/x-www-form-urlencoded"
+                | "application/graphql"
+                | "application/yaml"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context<'static> {
+        Context {
+            path: "/aws/a%20b",
+            source_ip: "192.0.2.7",
+            request_id: "req-1",
+            protocol: "HTTP/1.1",
+            host: "gw.example.com",
+            time: "25/Nov/2026:21:18:28 +0000",
+            epoch_ms: 1_795_900_708_000,
+            route: "/aws/*",
+            params: vec![(":ext", "a b")],
+        }
+    }
+
+    fn event(format: PayloadFormat, headers: &[(&str, &[u8])], query: &str, body: &[u8]) -> Value {
+        let bytes = build(format, "POST", headers, query.as_bytes(), body, &ctx()).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn context_round_trip() {
+        let raw = b"/p\x001.2.3.4\0id\0HTTP/2.0\0h\0t\x0042\0/r/:x\0:x\0v\0";
+        let c = Context::parse(raw).unwrap();
+        assert_eq!((c.path, c.epoch_ms, c.route), ("/p", 42, "/r/:x"));
+        assert_eq!(c.params, [(":x", "v")]);
+        assert!(Context::parse(b"/p\0").is_err());
+        assert!(Context::parse(b"/p\x001\0i\0p\0h\0t\0x\0r\0").is_err());
+        assert!(Context::parse(b"/\xff\x001\0i\0p\0h\0t\x001\0r\0").is_err());
+        assert!(Context::parse(b"/p\x001\0i\0p\0h\0t\x001\0r\0name\0").is_err());
+    }
+
+    #[test]
+    fn v2_shape() {
+        let h: &[(&str, &[u8])] = &[
+            ("host", b"gw.example.com"),
+            ("user-agent", b"curl/8"),
+            ("x-multi", b"1"),
+            ("x-multi", b"2"),
+            ("cookie", b"a=1; b=2"),
+            ("content-type", b"application/json"),
+        ];
+        let ev = event(PayloadFormat::ApigwV2, h, "a=1&a=2&b=x+y%21", b"{\"k\":1}");
+        assert_eq!(ev["version"], "2.0");
+        assert_eq!(ev["routeKey"], "ANY /aws/{proxy+}");
+        assert_eq!(ev["rawPath"], "/aws/a%20b");
+        assert_eq!(ev["rawQueryString"], "a=1&a=2&b=x+y%21");
+        assert_eq!(ev["cookies"], serde_json::json!(["a=1", "b=2"]));
+        assert_eq!(ev["headers"]["x-multi"], "1,2");
+        assert!(ev["headers"].get("cookie").is_none());
+        assert_eq!(ev["queryStringParameters"]["a"], "1,2");
+        assert_eq!(ev["queryStringParameters"]["b"], "x+y!");
+        assert_eq!(ev["pathParameters"]["proxy"], "a b");
+        assert_eq!(ev["body"], "{\"k\":1}");
+        assert_eq!(ev["isBase64Encoded"], false);
+        let rc = &ev["requestContext"];
+        assert_eq!(rc["http"]["method"], "POST");
+        assert_eq!(rc["http"]["sourceIp"], "192.0.2.7");
+        assert_eq!(rc["http"]["userAgent"], "curl/8");
+        assert_eq!(rc["domainPrefix"], "gw");
+        assert_eq!(rc["timeEpoch"], 1_795_900_708_000_i64);
+        for gone in [
+            "httpMethod",
+            "type",
+            "methodArn",
+            "resource",
+            "stageVariables",
+        ] {
+            assert!(ev.get(gone).is_none(), "{gone}");
+        }
+    }
+
+    #[test]
+    fn v1_shape() {
+        let h: &[(&str, &[u8])] = &[("x-multi", b"1"), ("x-multi", b"2")];
+        let ev = event(PayloadFormat::ApigwV1, h, "a=1&a=2", b"");
+        assert_eq!(ev["resource"], "/aws/{proxy+}");
+        assert_eq!(ev["httpMethod"], "POST");
+        assert_eq!(ev["headers"]["x-multi"], "2");
+        assert_eq!(
+            ev["multiValueHeaders"]["x-multi"],
+            serde_json::json!(["1", "2"])
+        );
+        assert_eq!(ev["queryStringParameters"]["a"], "2");
+        assert_eq!(
+            ev["multiValueQueryStringParameters"]["a"],
+            serde_json::json!(["1", "2"])
+        );
+        assert_eq!(ev["body"], Value::Null);
+        assert_eq!(ev["stageVariables"], Value::Null);
+        assert_eq!(ev["requestContext"]["identity"]["sourceIp"], "192.0.2.7");
+        let empty = event(PayloadFormat::ApigwV1, &[], "", b"");
+        assert_eq!(empty["queryStringParameters"], Value::Null);
+    }
+
+    #[test]
+    fn binary_bodies_are_base64() {
+        let ev = event(PayloadFormat::ApigwV2, &[], "", b"\xff\x00bin");
+        assert_eq!(ev["isBase64Encoded"], true);
+        assert_eq!(ev["body"], "/wBiaW4=");
+        let typed: &[(&str, &[u8])] = &[("content-type", b"image/png")];
+        assert_eq!(
+            event(PayloadFormat::ApigwV2, typed, "", b"png")["isBase64Encoded"],
+            true
+        );
+        let text: &[(&str, &[u8])] = &[("content-type", b"text/plain; charset=utf-8")];
+        assert_eq!(event(PayloadFormat::ApigwV2, text, "", b"hi")["body"], "hi");
+    }
+
+    #[test]
+    fn refuses_what_json_cannot_carry() {
+        let c = ctx();
+        let bad_header: &[(&str, &[u8])] = &[("x", b"\xff")];
+        let e = build(PayloadFormat::ApigwV2, "GET", bad_header, b"", b"", &c).unwrap_err();
+        assert!(e.contains("request header x is not valid UTF-8"), "{e}");
+        let e = build(PayloadFormat::ApigwV2, "GET", &[], b"a=%ff", b"", &c).unwrap_err();
+        assert!(e.contains("query string"), "{e}");
+    }
+
+    #[test]
+    fn resources() {
+        assert_eq!(resource("/aws/*", "/aws/x"), "/aws/{proxy+}");
+        assert_eq!(resource("/u/:id/*rest", "/u/1/x"), "/u/{id}/{rest+}");
+        assert_eq!(resource("", "/x"), "/x");
+    }
+}

@@ -1,0 +1,337 @@
+//! What the Invoke API answered, as the client's response or as an error.
+//!
+//! A payload shaped as a proxy response (an object with `statusCode`) is read with
+//! `aws_lambda_events`' response types and becomes the HTTP response; any other JSON
+//! payload is the body of a 200, as function URLs and HTTP APIs do. Errors of the
+//! Invoke API itself (throttling, a missing function, bad credentials) and errors the
+//! function raised are mapped to the statuses documented in docs/invoke.md.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, SET_COOKIE};
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::config::PayloadFormat;
+
+/// The response for the client.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The answer for a successful synchronous invocation's `payload`. The error is for
+/// the log (the client gets a 502): the payload is not JSON, or not a valid proxy
+/// response.
+pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, String> {
+    let json_body = |payload| {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Answer {
+            status: 200,
+            headers,
+            body: payload,
+        }
+    };
+    if format == PayloadFormat::Raw {
+        return Ok(json_body(payload));
+    }
+    let value: Value = serde_json::from_slice(&payload)
+        .map_err(|e| format!("the function's payload is not JSON: {e}"))?;
+    match value {
+        Value::Object(mut obj) if obj.contains_key("statusCode") => {
+            let parsed = match format {
+                PayloadFormat::ApigwV1 => {
+                    serde_json::from_value::<ApiGatewayProxyResponse>(Value::Object(obj)).map(|r| {
+                        (
+                            r.status_code,
+                            r.headers,
+                            r.multi_value_headers,
+                            Vec::new(),
+                            r.body,
+                            r.is_base64_encoded,
+                        )
+                    })
+                }
+                _ => {
+                    // The crate's v2 response requires `cookies`; AWS does not.
+                    obj.entry("cookies")
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    serde_json::from_value::<ApiGatewayV2httpResponse>(Value::Object(obj)).map(
+                        |r| {
+                            (
+                                r.status_code,
+                                r.headers,
+                                r.multi_value_headers,
+                                r.cookies,
+                                r.body,
+                                r.is_base64_encoded,
+                            )
+                        },
+                    )
+                }
+            };
+            let (status, headers, multi, cookies, body, base64) = parsed
+                .map_err(|e| format!("the function returned a malformed proxy response: {e}"))?;
+            proxy_answer(status, headers, multi, cookies, body, base64)
+        }
+        _ => Ok(json_body(payload)),
+    }
+}
+
+fn proxy_answer(
+    status: i64,
+    mut headers: HeaderMap,
+    multi: HeaderMap,
+    cookies: Vec<String>,
+    body: Option<Body>,
+    is_base64: bool,
+) -> Result<Answer, String> {
+    let status = u16::try_from(status)
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+        .ok_or_else(|| {
+            format!("the function returned a malformed proxy response: statusCode {status}")
+        })?;
+    // API Gateway's merge: a name in multiValueHeaders takes its values from there.
+    let mut last: Option<HeaderName> = None;
+    for (name, value) in multi {
+        let name = match name {
+            Some(name) => {
+                headers.remove(&name);
+                last = Some(name.clone());
+                name
+            }
+            // HeaderMap yields a name before the rest of its values.
+            None => match &last {
+                Some(name) => name.clone(),
+                None => continue,
+            },
+        };
+        headers.append(name, value);
+    }
+    for cookie in cookies {
+        let value = HeaderValue::from_str(&cookie).map_err(|_| {
+            "the function returned a malformed proxy response: invalid cookie".to_owned()
+        })?;
+        headers.append(SET_COOKIE, value);
+    }
+    let body = match body {
+        None | Some(Body::Empty) => Bytes::new(),
+        Some(Body::Text(text)) if is_base64 => base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(Bytes::from)
+            .map_err(|_| {
+                "the function returned a malformed proxy response: the body is not base64"
+                    .to_owned()
+            })?,
+        Some(Body::Text(text)) => Bytes::from(text),
+        Some(Body::Binary(bytes)) => Bytes::from(bytes),
+        // `Body` is non-exhaustive.
+        Some(_) => return Err("the function returned a malformed proxy response: body".to_owned()),
+    };
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The log line for a function that failed (`X-Amz-Function-Error`): its error type and
+/// message, on one line and shortened.
+pub fn function_error(kind: &str, payload: &[u8]) -> String {
+    let value: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+    let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or("");
+    let (error_type, message) = (field("errorType"), field("errorMessage"));
+    let described = match (error_type.is_empty(), message.is_empty()) {
+        (true, true) => String::from_utf8_lossy(payload).into_owned(),
+        (false, true) => error_type.to_owned(),
+        (true, false) => message.to_owned(),
+        (false, false) => format!("{error_type}: {message}"),
+    };
+    format!("the function failed ({kind}): {}", one_line(&described))
+}
+
+/// The status for the client and the log line for an error of the Invoke API itself.
+/// `secrets` are scrubbed from the message: a signature mismatch message quotes the
+/// canonical request, which holds the session token.
+pub fn api_error(status: u16, headers: &HeaderMap, body: &[u8], secrets: &[&str]) -> (u16, String) {
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| value.get(*n).and_then(Value::as_str))
+            .unwrap_or("")
+            .to_owned()
+    };
+    // `x-amzn-ErrorType: TooManyRequestsException:http://internal.amazon.com/...`
+    let error_type = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(':').next())
+        .map(str::to_owned)
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| text(&["__type", "Type"]));
+    let mut message = text(&["message", "Message"]);
+    // Everything after the first sentence of a signature error is the canonical request.
+    if let Some(cut) = message.find(" The Canonical String") {
+        message.truncate(cut);
+    }
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        message = message.replace(secret, "<redacted>");
+    }
+    let answer = match (status, error_type.as_str()) {
+        // Backing off is the client's to do.
+        (429, _) => 429,
+        (413, _) => 413,
+        // A raw payload that is not JSON: the client's body.
+        (400, "InvalidRequestContentException") => 400,
+        // The function is being updated or created: try again soon.
+        (409, _) | (_, "ResourceNotReadyException") | (503, _) => 503,
+        // A missing function, refused credentials, a function that cannot start: the
+        // gateway's configuration or the function is broken, not the client's request.
+        _ => 502,
+    };
+    let error_type = if error_type.is_empty() {
+        "error".to_owned()
+    } else {
+        error_type
+    };
+    (
+        answer,
+        format!(
+            "Lambda Invoke API answered {status} {error_type}: {}",
+            one_line(&message)
+        ),
+    )
+}
+
+/// The function's log tail (`X-Amz-Log-Result`, base64), decoded.
+pub fn log_tail(headers: &HeaderMap) -> Option<String> {
+    let encoded = headers.get("x-amz-log-result")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.as_bytes())
+        .ok()?;
+    Some(String::from_utf8_lossy(&bytes).trim_end().to_owned())
+}
+
+/// At most 1000 characters, control characters escaped: one log line per failure.
+fn one_line(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(1000)
+        .flat_map(char::escape_default)
+        .collect();
+    if s.chars().nth(1000).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(format: PayloadFormat, payload: &str) -> Result<Answer, String> {
+        from_payload(format, Bytes::copy_from_slice(payload.as_bytes()))
+    }
+
+    #[test]
+    fn proxy_responses() {
+        let a = answer(
+            PayloadFormat::ApigwV2,
+            r#"{"statusCode":201,"headers":{"X-A":"1","Set-Cookie":"x=0"},
+                "cookies":["a=1","b=2"],"body":"aGk=","isBase64Encoded":true}"#,
+        )
+        .unwrap();
+        assert_eq!(a.status, 201);
+        assert_eq!(a.headers["x-a"], "1");
+        let cookies: Vec<_> = a.headers.get_all(SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["x=0", "a=1", "b=2"]);
+        assert_eq!(a.body, "hi");
+
+        let a = answer(
+            PayloadFormat::ApigwV1,
+            r#"{"statusCode":200,"headers":{"x-m":"single","x-s":"s"},
+                "multiValueHeaders":{"X-M":["1","2"]},"body":"text"}"#,
+        )
+        .unwrap();
+        let multi: Vec<_> = a.headers.get_all("x-m").iter().collect();
+        assert_eq!(multi, ["1", "2"]);
+        assert_eq!(a.headers["x-s"], "s");
+        assert_eq!(a.body, "text");
+    }
+
+    #[test]
+    fn other_payloads_are_json_bodies() {
+        let a = answer(PayloadFormat::ApigwV2, r#"{"hello":"world"}"#).unwrap();
+        assert_eq!(
+            (a.status, &a.body[..]),
+            (200, &b"{\"hello\":\"world\"}"[..])
+        );
+        assert_eq!(a.headers[CONTENT_TYPE], "application/json");
+        assert_eq!(
+            answer(PayloadFormat::ApigwV1, "\"text\"").unwrap().status,
+            200
+        );
+        let raw = answer(PayloadFormat::Raw, "not json at all").unwrap();
+        assert_eq!(raw.body, "not json at all");
+    }
+
+    #[test]
+    fn malformed() {
+        for bad in [
+            "{not json",
+            r#"{"statusCode":"abc"}"#,
+            r#"{"statusCode":99}"#,
+            r#"{"statusCode":200,"body":{"an":"object"}}"#,
+            r#"{"statusCode":200,"body":"%%%","isBase64Encoded":true}"#,
+            r#"{"statusCode":200,"headers":{"bad name":"x"}}"#,
+        ] {
+            let e = answer(PayloadFormat::ApigwV2, bad).unwrap_err();
+            assert!(e.starts_with("the function"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn api_errors() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("TooManyRequestsException:http://internal"),
+        );
+        let (s, m) = api_error(429, &h, br#"{"message":"Rate Exceeded."}"#, &[]);
+        assert_eq!(s, 429);
+        assert_eq!(
+            m,
+            "Lambda Invoke API answered 429 TooManyRequestsException: Rate Exceeded."
+        );
+        let body = br#"{"Type":"User","message":"The request signature we calculated does not match. The Canonical String for this request should have been 'x-amz-security-token:TOKEN'"}"#;
+        let (s, m) = api_error(403, &HeaderMap::new(), body, &["TOKEN"]);
+        assert_eq!(s, 502);
+        assert!(!m.contains("TOKEN") && m.contains("403 User:"), "{m}");
+        let (s, _) = api_error(409, &HeaderMap::new(), b"", &[]);
+        assert_eq!(s, 503);
+        let (s, m) = api_error(404, &HeaderMap::new(), b"<html>", &[]);
+        assert_eq!(
+            (s, m.as_str()),
+            (502, "Lambda Invoke API answered 404 error: ")
+        );
+    }
+
+    #[test]
+    fn function_errors_and_tails() {
+        let m = function_error(
+            "Unhandled",
+            br#"{"errorType":"TypeError","errorMessage":"bad\nthing"}"#,
+        );
+        assert_eq!(m, "the function failed (Unhandled): TypeError: bad\\nthing");
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-log-result", HeaderValue::from_static("aGVsbG8K"));
+        assert_eq!(log_tail(&h).as_deref(), Some("hello"));
+    }
+}

@@ -1,0 +1,332 @@
+"""The Lambda Invoke API of the mock function endpoint (t/mock/function.py).
+
+    POST /2015-03-31/functions/<FunctionName>/invocations[?Qualifier=q]
+
+Answers as AWS Lambda does: 403 unless the SigV4 signature verifies (botocore,
+in function.py) and is scoped to service "lambda"; 400 when the payload is not
+JSON; 413 over 6 MB (1 MB for Event); 202 for X-Amz-Invocation-Type: Event,
+204 for DryRun; X-Amz-Log-Result (base64) with X-Amz-Log-Type: Tail;
+X-Amz-Executed-Version; Lambda's JSON errors with x-amzn-ErrorType.
+
+Every API Gateway event received is checked against the shapes AWS documents
+(check_event); the functions below answer with what they saw.
+
+Functions (the name part of FunctionName, which may be an ARN):
+  echo          proxy response: 200, or 422 when the event's shape is wrong;
+                body JSON {"format", "problems", "event", "qualifier",
+                "invocation_type", "signature"}
+  echo-body     proxy response whose body is the event's body, decoded, sent
+                back base64-encoded (binary round trip) with the request's
+                content-type
+  raw-echo      returns the payload unchanged (not a proxy response)
+  cookies       proxy response with two cookies and a multi-value header
+                (`cookies` for a 2.0 event, multiValueHeaders for 1.0)
+  plain         returns {"hello": "world"} (not a proxy response)
+  fail          a function error: X-Amz-Function-Error: Unhandled
+  throttle      429 TooManyRequestsException
+  updating      409 ResourceConflictException
+  malformed     200 with a payload that is not JSON
+  badproxy      {"statusCode": "abc"}
+  sleep-<ms>    sleeps, then answers like echo
+  anything else 404 ResourceNotFoundException
+"""
+
+import base64
+import json
+import re
+import threading
+import time
+from urllib.parse import unquote
+
+PATH_RE = re.compile(r"/2015-03-31/functions/([^/?]+)/invocations")
+SYNC_LIMIT = 6 * 1024 * 1024
+ASYNC_LIMIT = 1024 * 1024
+
+# function name -> invocations that reached the function
+INVOCATIONS = {}
+_LOCK = threading.Lock()
+
+_CLF_TIME = re.compile(r"^\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$")
+
+
+def reset():
+    with _LOCK:
+        INVOCATIONS.clear()
+
+
+def stats():
+    with _LOCK:
+        return dict(INVOCATIONS)
+
+
+def _error(status, error_type, message, extra=None):
+    body = {"Type": "User", "message": message}
+    body.update(extra or {})
+    return status, [("Content-Type", "application/json"),
+                    ("x-amzn-ErrorType", error_type + ":http://internal.amazon.com/coral/")], \
+        json.dumps(body).encode()
+
+
+def _scope_service(headers):
+    auth = next((v for n, v in headers if n.lower() == "authorization"), "")
+    m = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request", auth)
+    # the scope is date/region/service
+    return (m.group(2), m.group(1)) if m else (None, None)
+
+
+def function_of(raw_name):
+    """(name, region or None, qualifier or None) of a FunctionName path label."""
+    parts = unquote(raw_name).split(":")
+    region = None
+    if parts[0] == "arn" and len(parts) >= 7:
+        region, parts = parts[3], parts[6:]
+    elif len(parts) >= 3 and parts[1] == "function":
+        parts = parts[2:]
+    return parts[0], region, (parts[1] if len(parts) > 1 else None)
+
+
+# -- event shapes -----------------------------------------------------------
+
+def _is_str_map(value, nullable=False):
+    if value is None:
+        return nullable
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _is_list_map(value):
+    if value is None:
+        return True
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, list) and v and all(isinstance(x, str) for x in v)
+        for k, v in value.items())
+
+
+def _check_body(event, problems):
+    body, b64 = event.get("body"), event.get("isBase64Encoded")
+    if not isinstance(b64, bool):
+        problems.append("isBase64Encoded is not a boolean")
+    if body is not None and not isinstance(body, str):
+        problems.append("body is neither a string nor null")
+    if b64 and isinstance(body, str):
+        try:
+            base64.b64decode(body, validate=True)
+        except ValueError:
+            problems.append("isBase64Encoded but body is not base64")
+
+
+def _need(obj, key, kind, problems, where=""):
+    if not isinstance(obj.get(key), kind):
+        problems.append("%s%s missing or not %s" % (where, key, kind.__name__))
+
+
+def check_v2(event):
+    """Problems with a payload format 2.0 event (HTTP API, function URL)."""
+    p = []
+    if event.get("version") != "2.0":
+        p.append('version is not "2.0"')
+    for key in ("routeKey", "rawPath", "rawQueryString"):
+        _need(event, key, str, p)
+    if isinstance(event.get("rawPath"), str) and not event["rawPath"].startswith("/"):
+        p.append("rawPath does not start with /")
+    if not _is_str_map(event.get("headers")):
+        p.append("headers is not a map of strings")
+    elif any(k != k.lower() for k in event["headers"]):
+        p.append("header names are not lowercase")
+    elif "cookie" in event["headers"]:
+        p.append("the cookie header is not moved to cookies")
+    cookies = event.get("cookies")
+    if cookies is not None and not (isinstance(cookies, list) and cookies
+                                    and all(isinstance(c, str) for c in cookies)):
+        p.append("cookies is not a non-empty list of strings")
+    for key in ("queryStringParameters", "pathParameters"):
+        if key in event and not _is_str_map(event[key]):
+            p.append("%s is not a map of strings" % key)
+    for key in ("httpMethod", "multiValueHeaders"):
+        if key in event:
+            p.append("%s belongs to the 1.0 format" % key)
+    rc = event.get("requestContext")
+    if not isinstance(rc, dict):
+        return p + ["requestContext missing"]
+    for key in ("accountId", "apiId", "domainName", "domainPrefix", "requestId", "routeKey",
+                "stage", "time"):
+        _need(rc, key, str, p, "requestContext.")
+    _need(rc, "timeEpoch", int, p, "requestContext.")
+    if isinstance(rc.get("time"), str) and not _CLF_TIME.match(rc["time"]):
+        p.append("requestContext.time is not dd/Mon/yyyy:HH:MM:SS +zzzz")
+    http = rc.get("http")
+    if not isinstance(http, dict):
+        return p + ["requestContext.http missing"]
+    for key in ("method", "path", "protocol", "sourceIp", "userAgent"):
+        _need(http, key, str, p, "requestContext.http.")
+    _check_body(event, p)
+    return p
+
+
+def check_v1(event):
+    """Problems with a REST API proxy integration (1.0) event."""
+    p = []
+    for key in ("resource", "path", "httpMethod"):
+        _need(event, key, str, p)
+    if not _is_str_map(event.get("headers"), nullable=True):
+        p.append("headers is not a map of strings or null")
+    if not _is_list_map(event.get("multiValueHeaders")):
+        p.append("multiValueHeaders is not a map of string lists or null")
+    elif event.get("headers"):
+        for name, value in event["headers"].items():
+            if (event.get("multiValueHeaders") or {}).get(name, [None])[-1] != value:
+                p.append("headers[%s] is not the last of multiValueHeaders" % name)
+    if not _is_str_map(event.get("queryStringParameters"), nullable=True):
+        p.append("queryStringParameters is not a map of strings or null")
+    if not _is_list_map(event.get("multiValueQueryStringParameters")):
+        p.append("multiValueQueryStringParameters is not a map of string lists or null")
+    for key in ("pathParameters", "stageVariables"):
+        if not _is_str_map(event.get(key), nullable=True):
+            p.append("%s is not a map of strings or null" % key)
+    for key in ("version", "rawPath", "cookies"):
+        if key in event:
+            p.append("%s belongs to the 2.0 format" % key)
+    rc = event.get("requestContext")
+    if not isinstance(rc, dict):
+        return p + ["requestContext missing"]
+    for key in ("accountId", "apiId", "stage", "requestId", "requestTime", "path",
+                "resourcePath", "httpMethod", "protocol", "domainName"):
+        _need(rc, key, str, p, "requestContext.")
+    _need(rc, "requestTimeEpoch", int, p, "requestContext.")
+    if isinstance(rc.get("requestTime"), str) and not _CLF_TIME.match(rc["requestTime"]):
+        p.append("requestContext.requestTime is not dd/Mon/yyyy:HH:MM:SS +zzzz")
+    if rc.get("httpMethod") != event.get("httpMethod"):
+        p.append("requestContext.httpMethod differs from httpMethod")
+    identity = rc.get("identity")
+    if not isinstance(identity, dict) or not isinstance(identity.get("sourceIp"), str):
+        p.append("requestContext.identity.sourceIp missing")
+    _check_body(event, p)
+    return p
+
+
+def check_event(event):
+    """(format, problems): "v2", "v1" or "raw" (not an API Gateway event)."""
+    if not isinstance(event, dict):
+        return "raw", []
+    if event.get("version") == "2.0" or "rawPath" in event:
+        return "v2", check_v2(event)
+    if "httpMethod" in event or "resource" in event:
+        return "v1", check_v1(event)
+    return "raw", []
+
+
+def _event_body(event):
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+
+
+# -- the API ----------------------------------------------------------------
+
+def invoke(raw_name, query, headers, body, verdict, log):
+    """(status, headers, body) for an Invoke API call."""
+    header = {n.lower(): v for n, v in headers}
+    service, region = _scope_service(headers)
+    if verdict == "none":
+        return _error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+    if verdict == "unknown-key":
+        return _error(403, "UnrecognizedClientException",
+                      "The security token included in the request is invalid.")
+    if verdict == "expired":
+        return _error(403, "ExpiredTokenException", "The security token included in the request is expired")
+    if verdict != "ok":
+        # AWS quotes the canonical request, security token included.
+        return _error(403, "InvalidSignatureException",
+                      "The request signature we calculated does not match the signature you "
+                      "provided. The Canonical String for this request should have been\n'%s'"
+                      % ("POST\n" + "\n".join("%s:%s" % (n.lower(), v) for n, v in headers)))
+    name, arn_region, name_qualifier = function_of(raw_name)
+    if service != "lambda":
+        return _error(403, "InvalidSignatureException",
+                      "Credential should be scoped to correct service: 'lambda'. ")
+    if arn_region and region != arn_region:
+        return _error(403, "InvalidSignatureException",
+                      "Credential should be scoped to a valid region, not '%s'. " % region)
+    qualifier = dict(p.partition("=")[::2] for p in query.split("&") if p).get("Qualifier")
+    if qualifier and name_qualifier and unquote(qualifier) != name_qualifier:
+        return _error(400, "InvalidParameterValueException",
+                      "The derived qualifier from the function name does not match the "
+                      "specified qualifier.")
+    qualifier = unquote(qualifier) if qualifier else name_qualifier
+    invocation_type = header.get("x-amz-invocation-type", "RequestResponse")
+    limit = ASYNC_LIMIT if invocation_type == "Event" else SYNC_LIMIT
+    if len(body) > limit:
+        return _error(413, "RequestTooLargeException",
+                      "Request must be smaller than %d bytes for the InvokeFunction operation"
+                      % limit)
+    try:
+        event = json.loads(body or b"{}")
+    except ValueError as exc:
+        return _error(400, "InvalidRequestContentException",
+                      "Could not parse request body into json: %s" % exc)
+    known = name in ("echo", "echo-body", "raw-echo", "cookies", "plain", "fail", "throttle",
+                     "updating", "malformed", "badproxy") or re.fullmatch(r"sleep-\d{1,6}", name)
+    if not known:
+        return _error(404, "ResourceNotFoundException",
+                      "Function not found: arn:aws:lambda:%s:123456789012:function:%s"
+                      % (region, name))
+    if name == "throttle":
+        return _error(429, "TooManyRequestsException", "Rate Exceeded.",
+                      {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
+    if name == "updating":
+        return _error(409, "ResourceConflictException",
+                      "The operation cannot be performed at this time. An update is in "
+                      "progress for resource")
+    if invocation_type == "DryRun":
+        return 204, [], b""
+    with _LOCK:
+        INVOCATIONS[name] = INVOCATIONS.get(name, 0) + 1
+    if invocation_type == "Event":
+        return 202, [], b""
+
+    out = [("Content-Type", "application/json"),
+           ("X-Amz-Executed-Version", qualifier or "$LATEST")]
+    if header.get("x-amz-log-type") == "Tail":
+        tail = "START RequestId: mock Version: $LATEST\nmock log line from %s\nEND RequestId: mock\n" % name
+        out.append(("X-Amz-Log-Result", base64.b64encode(tail.encode()).decode()))
+    fmt, problems = check_event(event)
+    if problems:
+        log("mock: %s event problems: %s" % (fmt, "; ".join(problems)))
+
+    if name.startswith("sleep-"):
+        time.sleep(int(name[6:]) / 1000.0)
+    if name in ("echo",) or name.startswith("sleep-"):
+        result = {
+            "statusCode": 422 if problems else 200,
+            "headers": {"content-type": "application/json", "x-function": name},
+            "body": json.dumps({"format": fmt, "problems": problems, "event": event,
+                                "qualifier": qualifier, "invocation_type": invocation_type,
+                                "signature": verdict}, sort_keys=True),
+        }
+    elif name == "echo-body":
+        ctype = (event.get("headers") or {}).get("content-type", "application/octet-stream")
+        result = {"statusCode": 422 if problems else 200,
+                  "headers": {"content-type": ctype},
+                  "body": base64.b64encode(_event_body(event)).decode(),
+                  "isBase64Encoded": True}
+    elif name == "raw-echo":
+        return 200, out, body
+    elif name == "cookies":
+        if fmt == "v1":
+            result = {"statusCode": 200, "headers": {"X-Single": "s"},
+                      "multiValueHeaders": {"Set-Cookie": ["a=1; Path=/", "b=2; Path=/"],
+                                            "X-Multi": ["1", "2"]},
+                      "body": "cookies"}
+        else:
+            result = {"statusCode": 200, "headers": {"x-single": "s", "x-multi": "1,2"},
+                      "cookies": ["a=1; Path=/", "b=2; Path=/"], "body": "cookies"}
+    elif name == "plain":
+        result = {"hello": "world"}
+    elif name == "fail":
+        out.append(("X-Amz-Function-Error", "Unhandled"))
+        result = {"errorType": "Error", "errorMessage": "boom from the function",
+                  "trace": ["Error: boom", "    at handler (index.js:1:1)"]}
+    elif name == "malformed":
+        return 200, out, b"{not json"
+    else:  # badproxy
+        result = {"statusCode": "abc", "body": "x"}
+    return 200, out, json.dumps(result).encode()
