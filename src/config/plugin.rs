@@ -374,6 +374,47 @@ mod tests {
     }
 
     #[test]
+    fn function_name_region_endpoint_and_defaults() {
+        let from = |v: Value| PluginConfig::from_value(&v).unwrap();
+        let cfg = from(json!({"function_name": "f"}));
+        let invoke = cfg.invoke.expect("invoke");
+        assert_eq!(invoke.region, "us-east-1");
+        assert_eq!(cfg.function_uri, "https://lambda.us-east-1.amazonaws.com");
+        assert_eq!(cfg.endpoint.host, "lambda.us-east-1.amazonaws.com");
+        assert_eq!(invoke.invocation_type, InvocationType::RequestResponse);
+        assert_eq!(invoke.payload_format, PayloadFormat::ApigwV2);
+        assert_eq!(
+            (invoke.function_error_status, invoke.log_tail),
+            (502, false)
+        );
+
+        // The region: the ARN's, else aws_region, else iam.aws_region.
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:f:live";
+        let cfg = from(json!({"function_name": arn, "authorization": {"iam": {}}}));
+        assert_eq!(cfg.invoke.as_ref().unwrap().region, "eu-west-1");
+        assert_eq!(cfg.invoke.unwrap().qualifier.as_deref(), Some("live"));
+        let cfg = from(json!({"function_name": "f", "aws_region": "ap-south-1",
+                              "authorization": {"iam": {"aws_region": "eu-north-1"}}}));
+        assert_eq!(cfg.invoke.unwrap().region, "ap-south-1");
+        let cfg = from(json!({"function_name": "f",
+                              "authorization": {"iam": {"aws_region": "eu-north-1"}}}));
+        assert_eq!(cfg.invoke.unwrap().region, "eu-north-1");
+
+        let cfg = from(
+            json!({"function_name": "f", "invoke_endpoint": "http://127.0.0.1:9001/x",
+                              "payload_format": "raw", "invocation_type": "DryRun",
+                              "function_error_status": 500.0, "log_type": "Tail"}),
+        );
+        assert_eq!(cfg.endpoint.authority, "127.0.0.1:9001");
+        let invoke = cfg.invoke.unwrap();
+        assert_eq!(invoke.payload_format, PayloadFormat::Raw);
+        assert_eq!(invoke.invocation_type, InvocationType::DryRun);
+        assert_eq!((invoke.function_error_status, invoke.log_tail), (500, true));
+        // function_uri routes are untouched.
+        assert_eq!(from(json!({"function_uri": "https://h/"})).invoke, None);
+    }
+
+    #[test]
     fn invalid_is_refused_with_the_check_message() {
         assert_eq!(
             PluginConfig::from_value(&json!({"timeout": 3000})).unwrap_err(),
