@@ -17,7 +17,7 @@ echo "== cargo test"
 cargo test --locked
 
 echo "== the mock function's own tests (botocore verifier, credential servers)"
-python3 -m unittest -q t/mock/test_function.py 2>&1 | tail -n 3
+python3 -m unittest -q t/mock/test_function.py t/mock/test_lambda_api.py 2>&1 | tail -n 3
 
 echo "== build"
 ci/build.sh

@@ -140,8 +140,8 @@ def check_v2(event):
                                     and all(isinstance(c, str) for c in cookies)):
         p.append("cookies is not a non-empty list of strings")
     for key in ("queryStringParameters", "pathParameters"):
-        if key in event and not _is_str_map(event[key]):
-            p.append("%s is not a map of strings" % key)
+        if key in event and not _is_str_map(event[key], nullable=True):
+            p.append("%s is not a map of strings or null" % key)
     for key in ("httpMethod", "multiValueHeaders"):
         if key in event:
             p.append("%s belongs to the 1.0 format" % key)
