@@ -80,6 +80,17 @@ http {
                 },
             },
         }
+        -- direct invocation through the Lambda Invoke API (the mock's "echo" function)
+        INVOKE_ROUTE = {
+            function_name = "echo",
+            invoke_endpoint = "http://127.0.0.1:$MOCK_PORT",
+            authorization = {
+                iam = {
+                    accesskey = "AKIDEXAMPLE",
+                    secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                },
+            },
+        }
     }
 
     server {
@@ -94,6 +105,12 @@ http {
                 require("apisix.plugins.aws-lambda.openresty").run(IAM_ROUTE, ngx.var[1])
             }
         }
+        location ~ ^/invoke/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(INVOKE_ROUTE, ngx.var[1],
+                                                                   "/invoke/*")
+            }
+        }
     }
 }
 EOF
@@ -102,6 +119,7 @@ step "Starting nginx with the plugin on 127.0.0.1:$GATEWAY_PORT (config: $work/c
 /usr/sbin/nginx -p "$work" -c conf/nginx.conf
 sleep 0.3
 echo "routes: /apikey/* (API key)  /iam/* (AWS SigV4)  ->  http://127.0.0.1:$MOCK_PORT/default/orders"
+echo "        /invoke/* (Lambda Invoke API, function \"echo\")  ->  http://127.0.0.1:$MOCK_PORT/2015-03-31/functions/echo/invocations"
 
 show() {
     echo
@@ -118,6 +136,9 @@ show -X POST -H 'Content-Type: application/json' -d '{"item":"book","qty":1}' \
 
 step "3. A path with a space and UTF-8, signed (APISIX's own plugin fails this one)"
 show "http://127.0.0.1:$GATEWAY_PORT/iam/caf%C3%A9%20menu"
+
+step "4. Direct invocation: the request becomes an API Gateway 2.0 event; the function's proxy response comes back"
+show -H 'Cookie: session=abc' "http://127.0.0.1:$GATEWAY_PORT/invoke/orders/42?expand=items"
 
 step "What happened"
 signed=$(grep -c " ok conn=" "$work/logs/mock.log" || true)
