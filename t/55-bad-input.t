@@ -623,3 +623,157 @@ failed to process aws-lambda, err: function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PO
 [alert]
 [emerg]
 [crit]
+
+
+
+=== TEST 16: every C export called wrongly returns an error code, not a dead worker; the worker then serves
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger" }
+--- config
+    location /t {
+        content_by_lua_block {
+            local ffi = require("ffi")
+            local native = require("apisix.plugins.aws-lambda.native")  -- declares the types
+            local C = ffi.load(package.searchpath("aws_lambda_native", package.cpath))
+            local err = ffi.new("char[256]")
+            local len = ffi.new("size_t[1]")
+            local function call(name, rc, with_msg)
+                ngx.say(name, ": ", rc, with_msg and (" " .. ffi.string(err, len[0])) or "")
+                len[0] = 256
+            end
+            len[0] = 256
+            local route = assert(native.route_new({
+                function_uri = "http://127.0.0.1:" .. $TEST_NGINX_MOCK_PORT .. "/echo" }))
+            local req = ffi.new("AwslRequest")
+            req.method, req.method_len = "GET", 3
+            local ticket = ffi.new("uint32_t[1]")
+            local out = ffi.new("AwslResponse")
+
+            -- before this worker's runtime is started
+            call("close_socket, not started", C.awsl_worker_close_socket())
+            call("submit, not started", C.awsl_request_submit(route, req, ticket, err, len), true)
+            call("take, not started", C.awsl_ticket_take(1, out, nil, 0))
+            call("cancel, not started", C.awsl_ticket_cancel(1))
+            call("start, NULL dir", C.awsl_worker_start(nil, 3, err, len), true)
+            local msg
+            call("start, no such dir", C.awsl_worker_start("/nonexistent/awsl", 17, err, len))
+            -- the message names the socket path, which holds the pid
+            ngx.say((ffi.string(err, 256):gsub("%-%d+%.sock.*", "-<pid>.sock ...")))
+            len[0] = 3
+            call("start, no room for the path", C.awsl_worker_start("/tmp", 4, err, len))
+
+            -- with the runtime started
+            call("submit, NULL route", C.awsl_request_submit(nil, req, ticket, err, len), true)
+            call("submit, NULL request", C.awsl_request_submit(route, nil, ticket, err, len), true)
+            call("submit, NULL ticket", C.awsl_request_submit(route, req, nil, err, len), true)
+            req.query_len = 5
+            call("submit, NULL query with a length",
+                 C.awsl_request_submit(route, req, ticket, err, len), true)
+            req.query_len = 0
+            call("submit, NULL error buffer", C.awsl_request_submit(nil, req, ticket, nil, nil))
+            -- a header line nginx would never pass: refused by the runtime with 400
+            local headers = "x-a:a\rb\n"
+            req.headers, req.headers_len = headers, #headers
+            call("submit, CR in a header", C.awsl_request_submit(route, req, ticket, err, len))
+            local id = ticket[0]
+            local rc = C.AWSL_AGAIN
+            for _ = 1, 500 do
+                rc = C.awsl_ticket_take(id, out, nil, 0)
+                if rc ~= C.AWSL_AGAIN then
+                    break
+                end
+                ngx.sleep(0.01)
+            end
+            ngx.say("take, no buffer: ", rc, " status ", out.status, " is_error ", out.is_error)
+            call("take, NULL out", C.awsl_ticket_take(id, nil, err, 256))
+            local buf = ffi.new("char[?]", out.body_len)
+            ngx.say("take: ", C.awsl_ticket_take(id, out, buf, out.body_len), " ",
+                    ffi.string(buf, out.body_len))
+            call("take, taken already", C.awsl_ticket_take(id, out, buf, out.body_len))
+            call("cancel, unknown", C.awsl_ticket_cancel(4000000000))
+            C.awsl_route_free(nil)
+            ngx.say("route_free(NULL): returned")
+
+            local res = assert(require("client").request({ path = "/aws" }))
+            ngx.print("then a request: ", res.status, " ", res.body)
+        }
+    }
+--- response_body eval
+"close_socket, not started: 0
+submit, not started: -1 the worker was not started in this process
+take, not started: -5
+cancel, not started: -5
+start, NULL dir: -1 dir is NULL
+start, no such dir: -1
+cannot listen on /nonexistent/awsl/aws-lambda-native-<pid>.sock ...
+start, no room for the path: -1
+submit, NULL route: -1 NULL argument
+submit, NULL request: -1 NULL argument
+submit, NULL ticket: -1 NULL argument
+submit, NULL query with a length: -1 NULL pointer with a length in the request
+submit, NULL error buffer: -1
+submit, CR in a header: 0
+take, no buffer: -6 status 400 is_error 1
+take, NULL out: -1
+take: 0 invalid request header
+take, taken already: -5
+cancel, unknown: -5
+route_free(NULL): returned
+then a request: 200 aws lambda invoked
+"
+--- no_error_log
+[error]
+[alert]
+[emerg]
+[crit]
+
+
+
+=== TEST 17: the mlua calls given bad arguments return error values; the worker then serves
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger" }
+--- config
+    location /t {
+        content_by_lua_block {
+            local lib = require("aws_lambda_native")
+            local function deep(n)
+                local top = { function_uri = "http://h/" }
+                local t = top
+                for _ = 1, n do
+                    t.x = {}
+                    t = t.x
+                end
+                return top
+            end
+            -- APISIX decodes configurations with cjson, which stops at 1000 levels
+            for _, n in ipairs({ 1000, 100000 }) do
+                ngx.say("check_schema, ", n, " levels: ", tostring(select(2, lib.check_schema(deep(n)))))
+                local route, err = lib.route_new(deep(n))
+                ngx.say("route_new, ", n, " levels: ", tostring(route), " ", err)
+            end
+            -- 60 levels is still a configuration (unknown properties are kept)
+            ngx.say("check_schema, 60 levels: ", tostring((lib.check_schema(deep(60)))))
+            local route, err = lib.route_new(nil)
+            ngx.say("route_new(nil): ", tostring(route), " ", err)
+            ngx.say("route_new(function): ", select(2, lib.route_new(print)))
+            ngx.say("schema(junk): ", type(lib.schema("junk", {})))
+            ngx.say("take_log(junk): ", #lib.take_log(1, 2))
+            ngx.say("tickets(junk): ", lib.tickets("x"))
+            ngx.say("live_routes(junk): ", type(lib.live_routes({})))
+            local res = assert(require("client").request({ path = "/aws" }))
+            ngx.print("then a request: ", res.status, " ", res.body)
+        }
+    }
+--- response_body
+check_schema, 1000 levels: invalid configuration: tables nested more than 64 levels deep
+route_new, 1000 levels: nil invalid configuration: tables nested more than 64 levels deep
+check_schema, 100000 levels: invalid configuration: tables nested more than 64 levels deep
+route_new, 100000 levels: nil invalid configuration: tables nested more than 64 levels deep
+check_schema, 60 levels: true
+route_new(nil): nil wrong type: expected object, got nil
+route_new(function): wrong type: expected object, got function
+schema(junk): table
+take_log(junk): 0
+tickets(junk): 0
+live_routes(junk): number
+then a request: 200 aws lambda invoked
