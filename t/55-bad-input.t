@@ -303,6 +303,10 @@ request body larger than max_req_body_size (5000 bytes)
 400
 400
 400
+--- error_log
+client sent invalid header line: "X-A: a\x0d..."
+client sent invalid header line: "X-A: a\x00..."
+client sent invalid header line: "\x20..."
 --- no_error_log
 failed to process aws-lambda
 [alert]
