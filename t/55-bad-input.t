@@ -436,19 +436,24 @@ failed to process aws-lambda, err: request header x-latin1 is not valid UTF-8 an
 
 
 
-=== TEST 12: a request line longer than nginx's buffers: nginx answers 414, the plugin never runs
+=== TEST 12: a request line or a header line longer than nginx's buffers: nginx answers 414 or 400, the plugin never runs
 --- plugin_conf
 { function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo" }
 --- config
     location /t {
         content_by_lua_block {
-            local res = assert(require("client").raw("GET /aws?" .. string.rep("a", 9000)
+            local client = require("client")
+            local res = assert(client.raw("GET /aws?" .. string.rep("a", 9000)
                 .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+            ngx.say(res.status)
+            res = assert(client.raw("GET /aws HTTP/1.1\r\nHost: localhost\r\n"
+                .. "Connection: close\r\nX-Long: " .. string.rep("a", 9000) .. "\r\n\r\n"))
             ngx.say(res.status)
         }
     }
 --- response_body
 414
+400
 --- no_error_log
 failed to process aws-lambda
 [alert]
@@ -785,3 +790,44 @@ take_log(junk): 0
 tickets(junk): 0
 live_routes(junk): number
 then a request: 200 aws lambda invoked
+
+
+
+=== TEST 18: a response head too large (1000 headers, or a 1 MB header): 502, one log line each; the next request succeeds
+--- plugin_conf
+{
+    function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+    authorization = { iam = { accesskey = "AKIDEXAMPLE", secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" } },
+}
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            for _, path in ipairs({ "/aws/many-headers/90", "/aws/many-headers/1000",
+                                    "/aws/long-header/100000", "/aws/long-header/1000000",
+                                    "/aws/httptrigger" }) do
+                local res = assert(client.request({ path = path }))
+                local n = 0
+                for name in pairs(res.headers) do
+                    n = n + (name:find("^x%-h%-") and 1 or 0)
+                end
+                ngx.say(path, " ", res.status, " ", n, " ", #(res.headers["x-long"] or ""))
+            end
+        }
+    }
+--- response_body
+/aws/many-headers/90 200 90 0
+/aws/many-headers/1000 502 0 0
+/aws/long-header/100000 200 0 100000
+/aws/long-header/1000000 502 0 0
+/aws/httptrigger 200 0 0
+--- grep_error_log eval
+qr/\[error\] \d+#\d+: (?:\*\d+ )?(?:\[lua\] \S+:\d+: (?:\S+\(\): )?)?\K.*?(?=(?:: failed to lookup address information: [^,]*)?(?:, client:|, context:|$))/
+--- grep_error_log_out eval
+"failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
+failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
+"
+--- no_error_log
+[alert]
+[emerg]
+[crit]

@@ -20,6 +20,8 @@ Endpoints (any method):
   /chunked/<n>      the same, chunked
   /slow-headers/<ms> the status line and one header, then <ms> of nothing, then the rest
   /slow-body/<ms>   the head and 5 of 10 body bytes, then <ms> of nothing, then the rest
+  /many-headers/<n> 200 with n headers X-H-<i>: v
+  /long-header/<n>  200 with one header X-Long of n bytes
   /close            reads the request, closes without answering
   /garbage          answers "this is not http\\r\\n\\r\\n" and closes
   /headers-only     Content-Length: 100, 10 bytes of body, closes
@@ -591,6 +593,10 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(int(m.group(1)) / 1000.0)
             self.write(b"56789")
+        elif (m := re.fullmatch(r"/many-headers/(\d{1,6})", path)):
+            self.respond(200, b"ok\n", [("X-H-%d" % i, "v") for i in range(int(m.group(1)))])
+        elif (m := re.fullmatch(r"/long-header/(\d{1,8})", path)):
+            self.respond(200, b"ok\n", [("X-Long", "v" * int(m.group(1)))])
         elif path == "/close":
             self.close_connection = True
         elif path == "/garbage":
