@@ -831,3 +831,26 @@ failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_POR
 [alert]
 [emerg]
 [crit]
+
+
+
+=== TEST 19: a Content-Length over max_req_body_size is refused before any of the body is sent
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo", max_req_body_size = 1000 }
+--- config
+    location /t {
+        content_by_lua_block {
+            -- only the head: were the body awaited, the read would time out (under
+            -- nginx's client_max_body_size of 1m, so that the plugin is the one refusing)
+            local res, err = require("client").raw("POST /aws HTTP/1.1\r\nHost: localhost\r\n"
+                .. "Connection: close\r\nContent-Length: 500000\r\n\r\n", nil, 2000)
+            ngx.say(res and res.status or err)
+        }
+    }
+--- response_body
+413
+--- error_log
+request body of 500000 bytes is larger than max_req_body_size (1000)
+--- no_error_log
+[alert]
+[emerg]
