@@ -359,7 +359,8 @@ header: x-evil
             -- raw bytes outside ASCII are not allowed in a URI: they go percent-encoded,
             -- which decodes to the same bytes; escapes the client sent stay as they were
             ngx.say(b:match("\ntarget: ([^\n]*)"))
-            ngx.say("header byte for byte: ", b:find("\nheader: x-latin1: caf\xe9\n", 1, true) ~= nil)
+            ngx.say("header byte for byte: ",
+                    b:find("\nheader: x-latin1: caf\xe9\n", 1, true) ~= nil)
             ngx.say(b:match("\nbody_hex: ([^\n]*)"))
         }
     }
@@ -760,7 +761,8 @@ then a request: 200 aws lambda invoked
             end
             -- APISIX decodes configurations with cjson, which stops at 1000 levels
             for _, n in ipairs({ 1000, 100000 }) do
-                ngx.say("check_schema, ", n, " levels: ", tostring(select(2, lib.check_schema(deep(n)))))
+                ngx.say("check_schema, ", n, " levels: ",
+                        tostring(select(2, lib.check_schema(deep(n)))))
                 local route, err = lib.route_new(deep(n))
                 ngx.say("route_new, ", n, " levels: ", tostring(route), " ", err)
             end
