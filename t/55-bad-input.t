@@ -759,7 +759,8 @@ then a request: 200 aws lambda invoked
                 end
                 return top
             end
-            -- APISIX decodes configurations with cjson, which stops at 1000 levels
+            -- 1000 levels: as deep as cjson decodes by default, so what APISIX could hand
+            -- over; 100000: only from Lua, and past what mlua can convert
             for _, n in ipairs({ 1000, 100000 }) do
                 ngx.say("check_schema, ", n, " levels: ",
                         tostring(select(2, lib.check_schema(deep(n)))))
