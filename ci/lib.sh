@@ -1,4 +1,5 @@
-# Shared by the scripts that start their own nginx (demo.sh, bench.sh, reload-test.sh).
+# Shared by the scripts that start their own nginx (demo.sh, bench.sh, reload-test.sh,
+# http2-test.sh).
 # Source it after `cd` to the project root.
 
 # The main-context lines that load lua-nginx-module (and NDK) into Debian's nginx.

@@ -28,6 +28,9 @@ ci/install-test.sh
 echo "== reload under load"
 ci/reload-test.sh 2>&1 | grep -v "signal process started"
 
+echo "== HTTP/2 clients (curl --http2-prior-knowledge)"
+ci/http2-test.sh
+
 echo "== t/ (Test::Nginx format)"
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
 prove -I. -It/runner -r t/

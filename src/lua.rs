@@ -46,9 +46,9 @@ fn check_schema(lua: &Lua, conf: Value) -> LuaResult<(bool, Option<String>)> {
     let Value::Table(table) = &conf else {
         return Ok((false, Some(wrong_type(&conf))));
     };
-    let mut value: serde_json::Value = match lua.from_value(conf.clone()) {
+    let mut value = match to_json(lua, conf.clone())? {
         Ok(v) => v,
-        Err(e) => return Ok((false, Some(format!("invalid configuration: {e}")))),
+        Err(message) => return Ok((false, Some(message))),
     };
     match config::check(&mut value) {
         Ok(injected) => {
@@ -59,6 +59,45 @@ fn check_schema(lua: &Lua, conf: Value) -> LuaResult<(bool, Option<String>)> {
         }
         Err(message) => Ok((false, Some(message))),
     }
+}
+
+/// Tables nested deeper than this are refused before conversion: each level holds a
+/// Lua reference while it is converted, and past a few thousand levels mlua runs out of
+/// reference slots and raises instead of returning (APISIX's own tables are 3 deep).
+const MAX_DEPTH: usize = 64;
+
+/// Whether `table` nests more than `MAX_DEPTH` levels. `path` holds the tables above, so
+/// that a cycle is left for `from_value` to report.
+fn too_deep(table: &Table, path: &mut Vec<*const std::ffi::c_void>) -> LuaResult<bool> {
+    if path.len() >= MAX_DEPTH {
+        return Ok(true);
+    }
+    path.push(table.to_pointer());
+    let mut deep = false;
+    table.for_each(|_: Value, value: Value| {
+        if let Value::Table(inner) = value {
+            if !deep && !path.contains(&inner.to_pointer()) {
+                deep = too_deep(&inner, path)?;
+            }
+        }
+        Ok(())
+    })?;
+    path.pop();
+    Ok(deep)
+}
+
+/// `conf` as JSON, or the message for a value JSON cannot hold.
+fn to_json(lua: &Lua, conf: Value) -> LuaResult<Result<serde_json::Value, String>> {
+    if let Value::Table(table) = &conf {
+        if too_deep(table, &mut Vec::new())? {
+            return Ok(Err(format!(
+                "invalid configuration: tables nested more than {MAX_DEPTH} levels deep"
+            )));
+        }
+    }
+    Ok(lua
+        .from_value(conf)
+        .map_err(|e| format!("invalid configuration: {e}")))
 }
 
 fn wrong_type(conf: &Value) -> String {
@@ -87,9 +126,9 @@ fn route_new(lua: &Lua, conf: Value) -> LuaResult<(Value, Option<String>, bool)>
     if !matches!(conf, Value::Table(_)) {
         return fail(wrong_type(&conf));
     }
-    let mut value: serde_json::Value = match lua.from_value(conf) {
+    let mut value = match to_json(lua, conf)? {
         Ok(v) => v,
-        Err(e) => return fail(format!("invalid configuration: {e}")),
+        Err(message) => return fail(message),
     };
     if let Err(e) = config::check(&mut value) {
         return fail(e);

@@ -1,6 +1,9 @@
 # HTTPS to the function (AWS endpoints are HTTPS only): verification is on by default.
 use t::TestAWSLambda 'no_plan';
 
+# The refused handshakes below carry keys: neither may reach the log.
+push @t::TestAWSLambda::NeverLogged, "wJalrXUtnFEMI", "TLS-SESSION-TOKEN-45", "TLS-APIKEY-45";
+
 $ENV{TEST_NGINX_TLS_PORT} //= 1986;
 
 add_block_preprocessor(sub {
@@ -29,7 +32,11 @@ __DATA__
 
 === TEST 1: a certificate from an unknown CA is refused by default: 503
 --- plugin_conf
-{ function_uri = "https://127.0.0.1:$TEST_NGINX_TLS_PORT/tls" }
+{
+    function_uri = "https://127.0.0.1:$TEST_NGINX_TLS_PORT/tls",
+    authorization = { iam = { accesskey = "AKIDEXAMPLE", secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                              session_token = "TLS-SESSION-TOKEN-45" } },
+}
 --- error_code: 503
 --- error_log eval
 "TLS handshake with 127.0.0.1:$ENV{TEST_NGINX_TLS_PORT} failed: invalid peer certificate: UnknownIssuer"
@@ -64,7 +71,7 @@ __DATA__
 --- main_config
     env SSL_CERT_FILE=$TEST_NGINX_ROOT/t/cert/ca.crt;
 --- plugin_conf
-{ function_uri = "https://127.0.0.2:$TEST_NGINX_TLS_PORT/tls" }
+{ function_uri = "https://127.0.0.2:$TEST_NGINX_TLS_PORT/tls", authorization = { apikey = "TLS-APIKEY-45" } }
 --- error_code: 503
 --- error_log eval
 qr/failed to process aws-lambda, err: TLS handshake with 127\.0\.0\.2:$ENV{TEST_NGINX_TLS_PORT} failed: invalid peer certificate: certificate not valid for name "127\.0\.0\.2"/

@@ -45,9 +45,15 @@ pub(crate) fn parse(uri: &str) -> Result<Endpoint, &'static str> {
         return Err("must be an absolute http or https URL with a host");
     }
     let default_port = if tls { 443 } else { 80 };
+    // `port_u16` is None both without a port and for one that does not fit in 16 bits:
+    // the latter must not fall back to the scheme's port.
+    let written = authority.as_str();
+    let after_host = &written[written.rfind(']').map_or(0, |i| i + 1)..];
+    let port_text = after_host.rsplit_once(':').map_or("", |(_, p)| p);
     let port = match authority.port_u16() {
         Some(0) => return Err("port 0 is not a valid port"),
         Some(port) => port,
+        None if !port_text.is_empty() => return Err("port must be between 1 and 65535"),
         None => default_port,
     };
     let host = written_host
@@ -151,5 +157,17 @@ mod tests {
         assert!(parse("https://user:pass@example.com/")
             .is_err_and(|why| why.contains("user information")));
         assert!(parse("http://h:0/").is_err_and(|why| why.contains("port 0")));
+        for big in [
+            "http://h:65536/",
+            "http://h:99999/",
+            "https://h:4294967376/",
+        ] {
+            assert_eq!(
+                parse(big).err(),
+                Some("port must be between 1 and 65535"),
+                "{big}"
+            );
+        }
+        assert_eq!(parse("http://h:65535/").map(|e| e.port), Ok(65535));
     }
 }

@@ -18,6 +18,10 @@ Endpoints (any method):
   /sleep/<ms>       sleeps, then 200 "slept <ms>\\n"
   /big/<n>          200 with n bytes of 'x' and a Content-Length
   /chunked/<n>      the same, chunked
+  /slow-headers/<ms> the status line and one header, then <ms> of nothing, then the rest
+  /slow-body/<ms>   the head and 5 of 10 body bytes, then <ms> of nothing, then the rest
+  /many-headers/<n> 200 with n headers X-H-<i>: v
+  /long-header/<n>  200 with one header X-Long of n bytes
   /close            reads the request, closes without answering
   /garbage          answers "this is not http\\r\\n\\r\\n" and closes
   /headers-only     Content-Length: 100, 10 bytes of body, closes
@@ -583,6 +587,23 @@ class Handler(BaseHTTPRequestHandler):
             self.send_big(int(m.group(1)), chunked=False)
         elif (m := re.fullmatch(r"/chunked/(\d{1,12})", path)):
             self.send_big(int(m.group(1)), chunked=True)
+        elif (m := re.fullmatch(r"/slow-headers/(\d{1,9})", path)):
+            # the status line and one header, then nothing for <ms>
+            self.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
+            self.wfile.flush()
+            time.sleep(int(m.group(1)) / 1000.0)
+            self.write(b"Content-Length: 3\r\n\r\nok\n")
+        elif (m := re.fullmatch(r"/slow-body/(\d{1,9})", path)):
+            # the head and half the body, then nothing for <ms>
+            self.send_head(200, [("Content-Type", "text/plain"), ("Content-Length", "10")])
+            self.write(b"01234")
+            self.wfile.flush()
+            time.sleep(int(m.group(1)) / 1000.0)
+            self.write(b"56789")
+        elif (m := re.fullmatch(r"/many-headers/(\d{1,6})", path)):
+            self.respond(200, b"ok\n", [("X-H-%d" % i, "v") for i in range(int(m.group(1)))])
+        elif (m := re.fullmatch(r"/long-header/(\d{1,8})", path)):
+            self.respond(200, b"ok\n", [("X-Long", "v" * int(m.group(1)))])
         elif path == "/close":
             self.close_connection = True
         elif path == "/garbage":
