@@ -390,8 +390,29 @@ fn build(
         .map_err(|_| bad_request(format!("invalid request path or query: {target}")))
 }
 
+/// The request [`call`] would send for `incoming` (its body given as `body`), signed with
+/// `creds` when it signs at all; for the fuzz targets (`crate::fuzzing`).
+pub(crate) fn request_for(
+    route: &Route,
+    incoming: &Incoming,
+    creds: &Credentials,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, BuildError> {
+    let headers = forwarded_headers(route, &incoming.headers)?;
+    let creds = headers.sign.then_some(creds);
+    build(
+        route,
+        &incoming.method,
+        incoming.ext.as_deref(),
+        &incoming.query,
+        &headers,
+        creds,
+        body,
+    )
+}
+
 /// Splits `name:value\n` lines (names lowercase, as nginx's Lua API gives them).
-fn parse_headers(raw: &[u8]) -> Result<Vec<(&str, &[u8])>, BuildError> {
+pub(crate) fn parse_headers(raw: &[u8]) -> Result<Vec<(&str, &[u8])>, BuildError> {
     let mut headers = Vec::new();
     for line in raw.split(|b| *b == b'\n') {
         if line.is_empty() {
@@ -425,7 +446,7 @@ fn push_title_case(out: &mut Vec<u8>, name: &str) {
 /// The response headers to hand to nginx, as `name:value\n` lines: without hop-by-hop
 /// headers (nginx frames its own response, and HTTP/2 forbids them) and without
 /// Content-Length, which nginx sets from the body (kept for HEAD, which has none).
-fn response_head(headers: &http::HeaderMap, head_only: bool) -> Vec<u8> {
+pub(crate) fn response_head(headers: &http::HeaderMap, head_only: bool) -> Vec<u8> {
     let connection_values: Vec<&str> = headers
         .get_all(http::header::CONNECTION)
         .iter()

@@ -12,6 +12,8 @@ pub mod client;
 pub mod config;
 pub mod creds;
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod invoke;
 mod lua;
 pub mod sign;
