@@ -447,8 +447,29 @@ pub(crate) fn add_signature(
     Ok(())
 }
 
+/// The request [`call`] would send for `incoming` (its body given as `body`), signed with
+/// `creds` when it signs at all; for the fuzz targets (`crate::fuzzing`).
+pub(crate) fn request_for(
+    route: &Route,
+    incoming: &Incoming,
+    creds: &Credentials,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, BuildError> {
+    let headers = forwarded_headers(route, &incoming.headers)?;
+    let creds = headers.sign.then_some(creds);
+    build(
+        route,
+        &incoming.method,
+        incoming.ext.as_deref(),
+        &incoming.query,
+        &headers,
+        creds,
+        body,
+    )
+}
+
 /// Splits `name:value\n` lines (names lowercase, as nginx's Lua API gives them).
-fn parse_headers(raw: &[u8]) -> Result<Vec<(&str, &[u8])>, BuildError> {
+pub(crate) fn parse_headers(raw: &[u8]) -> Result<Vec<(&str, &[u8])>, BuildError> {
     let mut headers = Vec::new();
     for line in raw.split(|b| *b == b'\n') {
         if line.is_empty() {

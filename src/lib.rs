@@ -13,6 +13,8 @@ pub mod client;
 pub mod config;
 pub mod creds;
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod invoke;
 pub mod lambda;
 mod lua;
