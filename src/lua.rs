@@ -4,7 +4,9 @@
 //! version). The per-request path uses the C ABI in `ffi` instead, which costs a
 //! fraction of a table-in/table-out mlua call (DESIGN.md).
 
-use mlua::{LightUserData, Lua, LuaSerdeExt, Result as LuaResult, Table, Value};
+use mlua::{
+    IntoLuaMulti, LightUserData, Lua, LuaSerdeExt, MultiValue, Result as LuaResult, Table, Value,
+};
 
 use crate::config::{self, PluginConfig};
 use crate::ffi::{AwslRoute, HEADER};
@@ -121,8 +123,8 @@ fn set_path(lua: &Lua, root: &Table, path: &[String], value: &serde_json::Value)
 /// `route_new(conf)`: a route handle (light userdata, to be cast to `AwslRoute *` and
 /// freed with `awsl_route_free`) and whether its requests must carry the request
 /// context (`AwslRequest.context`, for an event); or `nil, message`.
-fn route_new(lua: &Lua, conf: Value) -> LuaResult<(Value, Option<String>, bool)> {
-    let fail = |m: String| Ok((Value::Nil, Some(m), false));
+fn route_new(lua: &Lua, conf: Value) -> LuaResult<MultiValue> {
+    let fail = |m: String| (Value::Nil, m).into_lua_multi(lua);
     if !matches!(conf, Value::Table(_)) {
         return fail(wrong_type(&conf));
     }
@@ -142,11 +144,12 @@ fn route_new(lua: &Lua, conf: Value) -> LuaResult<(Value, Option<String>, bool)>
         .as_ref()
         .is_some_and(|i| i.payload_format != crate::config::PayloadFormat::Raw);
     let ptr = AwslRoute::into_raw(Route::new(cfg));
-    Ok((
+    (
         Value::LightUserData(LightUserData(ptr.cast())),
-        None,
+        Value::Nil,
         needs_context,
-    ))
+    )
+        .into_lua_multi(lua)
 }
 
 /// The header as LuaJIT's `ffi.cdef` accepts it: no preprocessor lines, and the

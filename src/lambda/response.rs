@@ -181,9 +181,6 @@ pub fn api_error(status: u16, headers: &HeaderMap, body: &[u8], secrets: &[&str]
     if let Some(cut) = message.find(" The Canonical String") {
         message.truncate(cut);
     }
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        message = message.replace(secret, "<redacted>");
-    }
     let answer = match (status, error_type.as_str()) {
         // Backing off is the client's to do.
         (429, _) => 429,
@@ -201,13 +198,11 @@ pub fn api_error(status: u16, headers: &HeaderMap, body: &[u8], secrets: &[&str]
     } else {
         error_type
     };
-    (
-        answer,
-        format!(
-            "Lambda Invoke API answered {status} {error_type}: {}",
-            one_line(&message)
-        ),
-    )
+    let mut line = format!("Lambda Invoke API answered {status} {error_type}: {message}");
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        line = line.replace(secret, "<redacted>");
+    }
+    (answer, one_line(&line))
 }
 
 /// The function's log tail (`X-Amz-Log-Result`, base64), decoded.
