@@ -10,11 +10,12 @@ use std::os::raw::{c_char, c_int};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_native::ffi::{awsl_ticket_take, AwslResponse, AWSL_DECLINED};
-use aws_lambda_native::sign::{sign, Credentials, SigningConfig};
+use aws_lambda_native::sign::{sign, sign_with_aws_sigv4, Credentials, SigningConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-const URI: &str = "https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod/orders/42?expand=items&page=2";
+const URI: &str =
+    "https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod/orders/42?expand=items&page=2";
 const BODY: &[u8] = br#"{"order":42,"items":[{"sku":"A-1","qty":2}],"note":"leave at the door"}"#;
 
 /// What the plugin signs for a typical POST through API Gateway: the client's headers
@@ -84,6 +85,55 @@ fn signing(c: &mut Criterion) {
             .unwrap()
         })
     });
+    // The same through aws-sigv4 only (what `sign` did before the fast path).
+    group.bench_function("aws-sigv4 only: typical POST, static keys", |b| {
+        b.iter(|| {
+            sign_with_aws_sigv4(
+                black_box(&cfg),
+                black_box(&keys),
+                "POST",
+                black_box(URI),
+                black_box(HEADERS),
+                black_box(BODY),
+                black_box(time),
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function("aws-sigv4 only: typical POST, session token", |b| {
+        b.iter(|| {
+            sign_with_aws_sigv4(
+                black_box(&cfg),
+                black_box(&with_token),
+                "POST",
+                black_box(URI),
+                black_box(HEADERS),
+                black_box(BODY),
+                black_box(time),
+            )
+            .unwrap()
+        })
+    });
+    // A new credentials object per request: the key cache always misses (a refresh or
+    // rotation on every request; the worst case of the fast path).
+    group.bench_function(
+        "typical POST, static keys, new credentials each time",
+        |b| {
+            b.iter(|| {
+                let fresh = Credentials::new("AKIDEXAMPLE", SECRET, None);
+                sign(
+                    black_box(&cfg),
+                    black_box(&fresh),
+                    "POST",
+                    black_box(URI),
+                    black_box(HEADERS),
+                    black_box(BODY),
+                    black_box(time),
+                )
+                .unwrap()
+            })
+        },
+    );
     group.finish();
 }
 
@@ -116,7 +166,14 @@ fn ffi(c: &mut Criterion) {
     group.bench_function("awsl_ticket_take, unknown ticket", |b| {
         b.iter(|| {
             // SAFETY: `out` and `buf` are valid for the call.
-            let rc = unsafe { take(black_box(0x7fff_fff0), &mut out, buf.as_mut_ptr(), buf.len()) };
+            let rc = unsafe {
+                take(
+                    black_box(0x7fff_fff0),
+                    &mut out,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            };
             assert_eq!(rc, AWSL_DECLINED);
         })
     });
