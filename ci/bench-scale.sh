@@ -21,6 +21,8 @@
 #   SCALE_GATEWAY_PORT=21580  SCALE_FUNCTION_PORT=21590   (loopback)
 #   SCALE_TARGET=plugin   or "nap": the gateway itself sleeps and answers, without the
 #                   plugin: nginx's and Lua's own share of the memory and CPU
+#   SCALE_SECOND=1  then a second, warm burst (the worker's memory has already grown,
+#                   as in a gateway that has seen such a peak before); 0: only one
 #   SCALE_BUILD=1   run ci/build.sh first (0: use build/lib as it is)
 #   SCALE_KEEP=0    1: keep the work directory (configs, logs, samples)
 set -euo pipefail
@@ -36,6 +38,7 @@ FN_PORT=${SCALE_FUNCTION_PORT:-21590}
 BUILD=${SCALE_BUILD:-1}
 KEEP=${SCALE_KEEP:-0}
 TARGET=${SCALE_TARGET:-plugin}
+SECOND=${SCALE_SECOND:-1}
 NGINX=/usr/sbin/nginx
 FN_BODY='{"message":"hello after a nap"}'
 
@@ -254,15 +257,36 @@ rss1=$(status_kb "$gw_worker" VmRSS)
 cpu1=$(awk '{ print $14 + $15 }' "/proc/$gw_worker/stat")
 hz=$(getconf CLK_TCK)
 
-succeeded=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($i ~ /^succeeded/) print $(i - 1) }' "$work/h2load.out")
-failed=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($i ~ /^(failed|errored|timeout)/) s += $(i - 1); print s + 0 }' "$work/h2load.out")
-status2xx=$(awk '/^status codes:/ { print $3 }' "$work/h2load.out")
+failed_in() {  # $1 = h2load output: requests failed, errored or timed out
+    awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($i ~ /^(failed|errored|timeout)/) s += $(i - 1); print s + 0 }' "$1"
+}
+ok_in() {  # $1 = h2load output: 2xx answers
+    awk '/^status codes:/ { print $3 + 0 }' "$1"
+}
+failed=$(failed_in "$work/h2load.out")
+status2xx=$(ok_in "$work/h2load.out")
 finished=$(awk '/^finished in/ { print $3 }' "$work/h2load.out" | tr -d ',')
-errors_logged=$(grep -c '\[error\]\|\[alert\]\|\[crit\]' "$work/gw/logs/error.log" || true)
 peak_fds=$(awk -F'\t' '$3 > m { m = $3 } END { print m + 0 }' "$work/samples.tsv")
 peak_rss=$(awk -F'\t' '$2 > m { m = $2 } END { print m + 0 }' "$work/samples.tsv")
 [ "$hwm1" -gt "$peak_rss" ] && peak_rss=$hwm1
 wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+
+if [ "$SECOND" = 1 ]; then
+    sleep 2  # the first burst's connections close; 5 stay pooled (keepalive_pool)
+    note "second burst ($TARGET), warm"
+    cpu2=$(awk '{ print $14 + $15 }' "/proc/$gw_worker/stat")
+    t2=$(date +%s.%N)
+    h2load -n "$N" -c "$CLIENTS" -m "$STREAMS" -t "$(nproc)" -T 60 \
+        "http://127.0.0.1:$GW_PORT$GW_PATH" >"$work/h2load2.out" 2>&1 || true
+    t3=$(date +%s.%N)
+    cpu3=$(awk '{ print $14 + $15 }' "/proc/$gw_worker/stat")
+    [ "$(only_worker "$work/gw")" = "$gw_worker" ] || die "the gateway worker changed (crashed?)"
+    wall2=$(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f", b - a }')
+    failed2=$(failed_in "$work/h2load2.out")
+    status2xx2=$(ok_in "$work/h2load2.out")
+    rss2=$(status_kb "$gw_worker" VmRSS)
+fi
+errors_logged=$(grep -c '\[error\]\|\[alert\]\|\[crit\]' "$work/gw/logs/error.log" || true)
 
 echo
 cat "$work/h2load.out" | sed -n '/^finished in/,$p' | sed 's/^/  h2load: /' | head -12 >&2
@@ -271,16 +295,24 @@ printf '| what | value |\n|---|---:|\n'
 printf '| target | %s |\n' "$TARGET"
 printf '| requests in the burst | %d (%d HTTP/2 connections x %d streams) |\n' "$N" "$CLIENTS" "$STREAMS"
 printf '| function time | %s s |\n' "$SLEEP"
-printf '| wall time (h2load start to last answer) | %s s (h2load: %s) |\n' "$wall" "$finished"
-printf '| answered 200 | %s |\n' "${status2xx:-0}"
-printf '| failed, errored or timed out (h2load) | %s |\n' "$failed"
-printf '| errors in the gateway log | %s |\n' "$errors_logged"
-printf '| gateway worker RSS before / peak / after | %d / %d / %d MB |\n' \
+printf '| wall time, first burst (h2load start to last answer) | %s s (h2load: %s) |\n' "$wall" "$finished"
+printf '| first burst: answered 200 | %s |\n' "${status2xx:-0}"
+printf '| first burst: failed, errored or timed out (h2load) | %s |\n' "$failed"
+if [ "$SECOND" = 1 ]; then
+    printf '| second burst (warm): wall time, answered 200, failed | %s s, %s, %s |\n' \
+        "$wall2" "${status2xx2:-0}" "$failed2"
+    printf '| second burst: gateway worker CPU, RSS after | %s s (%s µs per request), %d MB |\n' \
+        "$(awk -v t="$((cpu3 - cpu2))" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')" \
+        "$(awk -v t="$((cpu3 - cpu2))" -v hz="$hz" -v n="$N" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')" \
+        $((rss2 / 1024))
+fi
+printf '| errors in the gateway log (both bursts) | %s |\n' "$errors_logged"
+printf '| gateway worker RSS before / peak / after the first burst | %d / %d / %d MB |\n' \
     $((rss0 / 1024)) $((peak_rss / 1024)) $((rss1 / 1024))
 printf '| RSS growth per request in flight | %s KB |\n' \
     "$(awk -v a="$rss0" -v b="$peak_rss" -v n="$N" 'BEGIN { printf "%.1f", (b - a) / n }')"
 printf '| gateway worker open files, peak | %d (limit %d) |\n' "$peak_fds" "$gw_limit"
-printf '| gateway worker CPU for the burst | %s s (%s µs per request) |\n' \
+printf '| first burst: gateway worker CPU | %s s (%s µs per request) |\n' \
     "$(awk -v t="$((cpu1 - cpu0))" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')" \
     "$(awk -v t="$((cpu1 - cpu0))" -v hz="$hz" -v n="$N" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')"
 if [ "$hwm0" -gt "$rss0" ]; then
@@ -291,5 +323,8 @@ if [ "$errors_logged" -gt 0 ]; then
     grep '\[error\]\|\[alert\]\|\[crit\]' "$work/gw/logs/error.log" | head -5 >&2
 fi
 ok=1
-[ "${status2xx:-0}" = "$N" ] && [ "$failed" = 0 ] || ok=0
+[ "${status2xx:-0}" = "$N" ] && [ "$failed" = 0 ] && [ "$errors_logged" = 0 ] || ok=0
+if [ "$SECOND" = 1 ]; then
+    [ "${status2xx2:-0}" = "$N" ] && [ "$failed2" = 0 ] || ok=0
+fi
 [ "$ok" = 1 ] || { echo "bench-scale: not every request succeeded" >&2; exit 1; }
