@@ -18,9 +18,11 @@
 #   BENCH_WARMUP=1      seconds of discarded load before each measured run
 #   BENCH_ROUNDS=3      interleaved rounds
 #   BENCH_CONNS="32 128"
-#   BENCH_VARIANTS="proxy cosocket apikey iam apikey_pool"   (proxy_pass is always
-#                       measured: it is the baseline; iam_pool is also available)
-#   BENCH_GATEWAY_PORT=21480  BENCH_FUNCTION_PORT=21490   (loopback)
+#   BENCH_VARIANTS="cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls iam_tls"
+#                       (proxy_pass is always measured: it is the baseline; proxy_tls is
+#                       added when iam_tls is measured: it is that one's baseline)
+#   BENCH_GATEWAY_PORT=21480  BENCH_FUNCTION_PORT=21490  BENCH_FUNCTION_TLS_PORT=21491
+#                       (loopback; the last is the function's HTTPS listener)
 #   BENCH_OUT=docs/benchmarks.md   where the report goes ("-" for stdout only)
 #   BENCH_BUILD=1       run ci/build.sh first (0: use build/lib as it is)
 #   BENCH_KEEP=0        1: keep the work directory (configs, logs, raw results)
@@ -35,6 +37,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-32 128}
 GW_PORT=${BENCH_GATEWAY_PORT:-21480}
 FN_PORT=${BENCH_FUNCTION_PORT:-21490}
+FN_TLS_PORT=${BENCH_FUNCTION_TLS_PORT:-21491}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 BUILD=${BENCH_BUILD:-1}
 KEEP=${BENCH_KEEP:-0}
@@ -47,11 +50,19 @@ FN_BODY='{"message":"hello from the bench function"}'
 # connections wrk opens, so that none of them pays a connect per request.
 POOL=256
 
-# Variant id, label, gateway path. proxy_pass is the baseline of every ratio.
+# The test CA of t/45-tls.t signs the function's HTTPS certificate (for localhost and
+# 127.0.0.1); the gateway trusts it through SSL_CERT_FILE, as a deployment would its own.
+CERT_DIR=$root/t/cert
+
+# Variant id, label, gateway path. proxy_pass is the baseline of every ratio, except
+# for the plugin over HTTPS, whose baseline is proxy_pass over HTTPS (BASE_OF).
 VARIANTS=(proxy)
-for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool}; do
+for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls iam_tls}; do
     [ "$v" = proxy ] || VARIANTS+=("$v")
 done
+if [[ " ${VARIANTS[*]} " == *" iam_tls "* && " ${VARIANTS[*]} " != *" proxy_tls "* ]]; then
+    VARIANTS+=(proxy_tls)
+fi
 declare -A LABEL=(
     [proxy]="nginx proxy_pass (keepalive 64): ceiling"
     [cosocket]="raw Lua cosocket HTTP/1.1: floor for Lua clients"
@@ -59,12 +70,17 @@ declare -A LABEL=(
     [iam]="plugin, IAM static keys (SigV4)"
     [apikey_pool]="plugin, apikey, keepalive_pool $POOL (not the default)"
     [iam_pool]="plugin, IAM static keys, keepalive_pool $POOL (not the default)"
+    [iam_token]="plugin, IAM static keys + session token, keepalive_pool $POOL"
+    [proxy_tls]="nginx proxy_pass over HTTPS (keepalive 64): HTTPS ceiling (×pp: vs proxy_pass)"
+    [iam_tls]="plugin, IAM over HTTPS (ssl_verify on), keepalive_pool $POOL (×pp: vs proxy_pass over HTTPS)"
 )
+declare -A BASE_OF=([iam_tls]=proxy_tls)
 declare -A PATH_OF=(
     [proxy]=/proxy/bench [cosocket]=/cosocket/bench [apikey]=/apikey/bench [iam]=/iam/bench
-    [apikey_pool]=/apikey-pool/bench [iam_pool]=/iam-pool/bench
+    [apikey_pool]=/apikey-pool/bench [iam_pool]=/iam-pool/bench [iam_token]=/iam-token/bench
+    [proxy_tls]=/proxy-tls/bench [iam_tls]=/iam-tls/bench
 )
-PENDING="plugin, IAM + session token|plugin, HTTPS function endpoint|plugin, direct Invoke API"
+PENDING="plugin, direct Invoke API"
 
 die() { echo "bench: $*" >&2; exit 1; }
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
@@ -72,7 +88,7 @@ note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 for v in "${VARIANTS[@]}"; do
     [ -n "${PATH_OF[$v]:-}" ] || die "BENCH_VARIANTS: unknown variant '$v' (known: ${!PATH_OF[*]})"
 done
-for v in DURATION WARMUP ROUNDS GW_PORT FN_PORT; do
+for v in DURATION WARMUP ROUNDS GW_PORT FN_PORT FN_TLS_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] && ((${!v} > 0)) || die "$v must be a positive integer (got '${!v}')"
 done
 for c in $CONNS; do
@@ -97,12 +113,17 @@ done
 for m in $NGINX_LUA_MODULES; do
     [ -f "$m" ] || die "$m is missing (ci/install-deps.sh installs it)"
 done
-for port in "$GW_PORT" "$FN_PORT"; do
+for port in "$GW_PORT" "$FN_PORT" "$FN_TLS_PORT"; do
     if port_in_use "$port"; then
-        die "port $port is in use: set BENCH_GATEWAY_PORT / BENCH_FUNCTION_PORT to free ports"
+        die "port $port is in use: set BENCH_GATEWAY_PORT / BENCH_FUNCTION_PORT / BENCH_FUNCTION_TLS_PORT to free ports"
     fi
 done
-[ "$GW_PORT" != "$FN_PORT" ] || die "the gateway and function ports must differ"
+[ "$(printf '%s\n' "$GW_PORT" "$FN_PORT" "$FN_TLS_PORT" | sort -u | wc -l)" -eq 3 ] \
+    || die "the gateway, function and function TLS ports must differ"
+for f in ca.crt server.crt server.key; do
+    [ -r "$CERT_DIR/$f" ] || die "$CERT_DIR/$f is missing (the test CA for the HTTPS variants)"
+done
+"$NGINX" -V 2>&1 | grep -q -- --with-http_ssl_module || die "$NGINX has no http_ssl_module"
 
 if [ "$BUILD" = 1 ]; then
     note "building the native library (ci/build.sh)"
@@ -161,6 +182,16 @@ http {
             return 200 '$FN_BODY';
         }
     }
+    server {
+        listen 127.0.0.1:$FN_TLS_PORT ssl backlog=4096;
+        ssl_certificate $CERT_DIR/server.crt;
+        ssl_certificate_key $CERT_DIR/server.key;
+        ssl_session_cache shared:bench_tls:1m;
+        location / {
+            default_type application/json;
+            return 200 '$FN_BODY';
+        }
+    }
 }
 EOF
 
@@ -172,6 +203,7 @@ $NGINX_WORKER_USER
 worker_processes 1;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
+env SSL_CERT_FILE=$CERT_DIR/ca.crt;
 events { worker_connections 4096; }
 http {
     access_log off;
@@ -210,10 +242,35 @@ http {
             },
             keepalive_pool = $POOL,
         }
+        BENCH_IAM_TOKEN = {
+            function_uri = BENCH_IAM.function_uri,
+            authorization = {
+                iam = {
+                    accesskey = "ASIAEXAMPLE",
+                    secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                    -- about the length of a real STS session token
+                    session_token = string.rep("IQoJb3JpZ2luX2VjEXAMPLETOKEN/", 28),
+                },
+            },
+            keepalive_pool = $POOL,
+        }
+        -- HTTPS with verification on (the default), trusting the test CA
+        BENCH_IAM_TLS = {
+            function_uri = "https://127.0.0.1:$FN_TLS_PORT/fn",
+            authorization = BENCH_IAM_POOL.authorization,
+            keepalive_pool = $POOL,
+        }
     }
 
     upstream bench_function {
         server 127.0.0.1:$FN_PORT;
+        keepalive 64;
+        keepalive_requests 10000000;
+        keepalive_timeout 60s;
+    }
+
+    upstream bench_function_tls {
+        server 127.0.0.1:$FN_TLS_PORT;
         keepalive 64;
         keepalive_requests 10000000;
         keepalive_timeout 60s;
@@ -252,6 +309,25 @@ http {
                 require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_POOL, ngx.var[1])
             }
         }
+        location ~ ^/iam-token/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_TOKEN, ngx.var[1])
+            }
+        }
+        location /proxy-tls/ {
+            proxy_pass https://bench_function_tls/fn/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $CERT_DIR/ca.crt;
+            proxy_ssl_name localhost;
+            proxy_ssl_session_reuse on;
+        }
+        location ~ ^/iam-tls/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_TLS, ngx.var[1])
+            }
+        }
     }
 }
 EOF
@@ -272,9 +348,9 @@ master_worker() {  # $1 = prefix; prints the pid of the master's only child
     echo "$kids"
 }
 
-note "starting the function on 127.0.0.1:$FN_PORT and the gateway on 127.0.0.1:$GW_PORT"
+note "starting the function on 127.0.0.1:$FN_PORT (HTTPS: $FN_TLS_PORT) and the gateway on 127.0.0.1:$GW_PORT"
 "$NGINX" -p "$work/fn" -c conf/nginx.conf
-wait_port "$FN_PORT" || die "the function nginx did not start (see $work/fn/logs/error.log)"
+{ wait_port "$FN_PORT" && wait_port "$FN_TLS_PORT"; } || die "the function nginx did not start (see $work/fn/logs/error.log)"
 "$NGINX" -p "$work/gw" -c conf/nginx.conf
 wait_port "$GW_PORT" || die "the gateway nginx did not start (see $work/gw/logs/error.log)"
 gw_worker=$(master_worker "$work/gw")
@@ -402,8 +478,12 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- report ----------------------------------------------------------------------------
 order="${VARIANTS[*]}"
 labels=""
-for v in "${VARIANTS[@]}"; do labels+="${labels:+|}${LABEL[$v]}"; done
-table=$(awk -v order="$order" -v labels="$labels" -v conns="$CONNS" -v pending="$PENDING" \
+bases=""
+for v in "${VARIANTS[@]}"; do
+    labels+="${labels:+|}${LABEL[$v]}"
+    bases+="${bases:+ }${BASE_OF[$v]:-proxy}"
+done
+table=$(awk -v order="$order" -v labels="$labels" -v bases="$bases" -v conns="$CONNS" -v pending="$PENDING" \
     -v mode=summary -f ci/bench/summarize.awk "$results")
 raw=$(awk -v order="$order" -v labels="$labels" -v conns="$CONNS" -v mode=raw \
     -f ci/bench/summarize.awk "$results")
@@ -414,7 +494,12 @@ other_med=$(awk -F'\t' '{ print $10 }' "$results" | sort -n \
 echo
 echo "$table"
 
+# Everything from this line on in an existing report is written by hand about other
+# measurements (criterion, the scale run) and is kept.
+KEPT_MARK='<!-- ci/bench.sh keeps everything below this line -->'
 if [ "$OUT" != "-" ]; then
+    kept=""
+    [ ! -f "$OUT" ] || kept=$(awk -v m="$KEPT_MARK" 'found || $0 == m { found = 1; print }' "$OUT")
     cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     lib_version=$(git --no-optional-locks rev-parse --short HEAD 2>/dev/null || echo unknown)
     if ! git --no-optional-locks diff --quiet HEAD -- src lua Cargo.toml Cargo.lock 2>/dev/null; then
@@ -424,13 +509,15 @@ if [ "$OUT" != "-" ]; then
     cat >"$OUT" <<EOF
 # Benchmarks
 
-Generated by \`ci/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); running it again replaces this file.
+Generated by \`ci/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); running it again replaces
+everything down to the sections written by hand at the end.
 
 ## Results
 
 $table
 
-\`×pp\` is the ratio to nginx \`proxy_pass\` (the first row of each connection count):
+\`×pp\` is the ratio to nginx \`proxy_pass\` (the first row of each connection
+count; the HTTPS rows name their own baseline):
 above 1 is better for req/s, below 1 is better for latency and CPU. \`CPU/req\` is the
 gateway worker's CPU time (all its threads) per request. \`new conns/req\` is the number
 of TCP connections opened on the machine per request served (system-wide, so other work
@@ -470,6 +557,15 @@ median $other_med, max $other_max.
     than wrk opens, like the floor client. With the default pool of 5, a worker serving
     more concurrent requests than 5 closes the surplus connections after each exchange
     and opens new ones; this variant shows the plugin without that churn.
+  - **plugin, IAM static keys + session token**: the same with a session token about as
+    long as a real STS one (812 bytes) and a pool of $POOL: next to the pooled IAM row, it
+    shows what the token costs (a longer canonical request to hash, one more header).
+  - **HTTPS**: the function also listens with TLS, with a certificate for 127.0.0.1 from
+    the test CA in \`t/cert\`. **proxy_pass over HTTPS** (upstream \`keepalive 64\`,
+    \`proxy_ssl_verify on\` against that CA, session reuse) is the HTTPS ceiling; **plugin,
+    IAM over HTTPS** (\`ssl_verify\` on, the default, trusting the CA through
+    \`SSL_CERT_FILE\`, pool of $POOL) is compared with it: its ×pp columns are ratios to
+    proxy_pass over HTTPS in the same round, and that row's are ratios to plain proxy_pass.
 - Before measuring, each variant must answer 200 with the function's exact body (twice,
   so that the second goes over a reused connection), or the script fails.
 - Each run: wrk -t$THREADS at a given connection count for ${WARMUP} s (discarded), then
@@ -501,6 +597,9 @@ proxy_pass's throughput.
 
 $raw
 EOF
+    if [ -n "$kept" ]; then
+        printf '\n%s\n' "$kept" >>"$OUT"
+    fi
     echo >&2
     echo "bench: report written to $OUT" >&2
 fi

@@ -1,12 +1,15 @@
 //! AWS Signature Version 4 for requests to the function: the project's one signing
 //! entry point.
 //!
-//! The crypto and the canonical request come from the `aws-sigv4` crate; this module only
-//! fixes the settings the plugin needs and turns the crate's panics into errors by
-//! checking its preconditions first.
+//! Requests go through the fast path in `fast` (own canonical request, cached signing
+//! key, `aws-sigv4`'s key derivation and HMAC), which takes the usual ones; the rest go
+//! through `aws_sigv4::http_request::sign`. This module fixes the settings the plugin
+//! needs and turns the crate's panics into errors by checking its preconditions first.
+
+mod fast;
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sigv4::http_request::{
@@ -23,11 +26,13 @@ const PROVIDER: &str = "aws-lambda-native";
 ///
 /// The `aws-sigv4` [`Identity`] is built here rather than per request: it costs two
 /// allocations and a reference count. The secret lives only inside
-/// `aws_credential_types::Credentials`, which zeroes it on drop.
+/// `aws_credential_types::Credentials`, which zeroes it on drop. Clones share the cache
+/// of derived signing keys; new credentials start with an empty one.
 #[derive(Clone)]
 pub struct Credentials {
     inner: aws_credential_types::Credentials,
     identity: Identity,
+    keys: Arc<fast::KeyCache>,
 }
 
 impl Credentials {
@@ -44,7 +49,11 @@ impl Credentials {
             PROVIDER,
         );
         let identity = Identity::from(inner.clone());
-        Self { inner, identity }
+        Self {
+            inner,
+            identity,
+            keys: Arc::default(),
+        }
     }
 
     pub fn access_key_id(&self) -> &str {
@@ -170,6 +179,48 @@ pub fn sign(
     body: &[u8],
     time: SystemTime,
 ) -> Result<Signature, SignError> {
+    check(cfg, method, uri, time)?;
+    match fast::sign(cfg, creds, method, uri, headers, body, time) {
+        Some(signature) => Ok(signature),
+        None => sign_slow(cfg, creds, method, uri, headers, body, time),
+    }
+}
+
+/// [`sign`] through `aws_sigv4::http_request::sign` only: the reference the fast path is
+/// tested and benchmarked against.
+#[doc(hidden)]
+pub fn sign_with_aws_sigv4(
+    cfg: &SigningConfig,
+    creds: &Credentials,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Result<Signature, SignError> {
+    check(cfg, method, uri, time)?;
+    sign_slow(cfg, creds, method, uri, headers, body, time)
+}
+
+/// [`sign`] through the fast path only: `None` when it leaves the request to
+/// `aws-sigv4`. For tests.
+#[doc(hidden)]
+pub fn sign_fast_only(
+    cfg: &SigningConfig,
+    creds: &Credentials,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Option<Result<Signature, SignError>> {
+    if let Err(e) = check(cfg, method, uri, time) {
+        return Some(Err(e));
+    }
+    fast::sign(cfg, creds, method, uri, headers, body, time).map(Ok)
+}
+
+fn check(cfg: &SigningConfig, method: &str, uri: &str, time: SystemTime) -> Result<(), SignError> {
     check_method(method)?;
     check_uri(uri)?;
     check_time(time)?;
@@ -178,7 +229,18 @@ pub fn sign(
             "signing region and service must not be empty".into(),
         ));
     }
+    Ok(())
+}
 
+fn sign_slow(
+    cfg: &SigningConfig,
+    creds: &Credentials,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Result<Signature, SignError> {
     let params = v4::SigningParams::builder()
         .identity(&creds.identity)
         .region(&cfg.region)
@@ -550,6 +612,42 @@ mod tests {
             assert_eq!(s.session_token_mode, SessionTokenMode::Include);
             assert!(s.excluded_headers.is_none());
         }
+    }
+
+    #[test]
+    fn cached_keys_follow_rotation() {
+        let uri = "https://example.amazonaws.com/";
+        let sign_with = |creds: &Credentials, at: SystemTime| {
+            sign(&cfg(), creds, "GET", uri, &[], b"", at)
+                .unwrap()
+                .signature
+        };
+        let old = Credentials::new("AKIDEXAMPLE", SECRET, None);
+        let first = sign_with(&old, time());
+        // A second request (a clone, as each request gets) hits the cache: same result.
+        assert_eq!(sign_with(&old.clone(), time()), first);
+        assert_eq!(old.keys.len(), 1);
+        // Rotated credentials (same key id, new secret) are a new object: no stale key.
+        let rotated = Credentials::new("AKIDEXAMPLE", "another-secret", None);
+        let after = sign_with(&rotated, time());
+        assert_ne!(after, first);
+        assert_eq!(
+            after,
+            sign_with_aws_sigv4(&cfg(), &rotated, "GET", uri, &[], b"", time())
+                .unwrap()
+                .signature
+        );
+        // The next day derives a new key; the cache stays bounded.
+        for day in 1..10 {
+            let at = time() + Duration::from_secs(86_400 * day);
+            assert_eq!(
+                sign_with(&old, at),
+                sign_with_aws_sigv4(&cfg(), &old, "GET", uri, &[], b"", at)
+                    .unwrap()
+                    .signature
+            );
+        }
+        assert!(old.keys.len() <= 4);
     }
 
     #[test]

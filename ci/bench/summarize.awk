@@ -3,8 +3,9 @@
 # Input columns: round, connections, variant, req/s, p50 (us), p99 (us),
 #                gateway CPU per request (us), requests, errors, other load (CPUs busy),
 #                new TCP connections per request.
-# Variables: order   = variant ids, in table order (the first is the baseline)
+# Variables: order   = variant ids, in table order
 #            labels  = their labels, "|"-separated, same order
+#            bases   = each one's baseline variant id, same order (default: the first)
 #            conns   = connection counts, in table order
 #            pending = labels of variants not measured yet, "|"-separated
 #            mode    = "summary" (medians and ratios) or "raw" (every run)
@@ -31,6 +32,7 @@ BEGIN {
     FS = "\t"
     nv = split(order, ord, " ")
     split(labels, lab, "|")
+    nb = split(bases, bs, " ")
     nc = split(conns, cl, " ")
     np = (pending == "") ? 0 : split(pending, pend, "|")
 }
@@ -58,13 +60,13 @@ END {
         exit
     }
 
-    base = ord[1]
     print "| variant | conns | req/s | ×pp | p50 | ×pp | p99 | ×pp | CPU/req | ×pp | new conns/req | errors |"
     print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for (ci = 1; ci <= nc; ci++) {
         c = cl[ci]
         for (k = 1; k <= nv; k++) {
             v = ord[k]
+            base = (k <= nb && bs[k] != "") ? bs[k] : ord[1]
             n = 0; split("", A); split("", B); split("", C); split("", D); split("", E)
             split("", RA); split("", RB); split("", RC); split("", RD); m = 0
             for (ri = 1; ri <= nr; ri++) {

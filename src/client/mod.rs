@@ -115,7 +115,10 @@ impl Pool {
             let pooled = if retried { None } else { self.checkout(ep) };
             let (mut sender, reused) = match pooled {
                 Some(sender) => (sender, true),
-                None => (connect(ep).await?, false),
+                // Boxed: the connect future (TLS handshake included) is large, and
+                // inline it would sit in every request's task, pooled or not, for the
+                // whole call (measured: 4.4 KB -> 2.2 KB per request in flight).
+                None => (Box::pin(connect(ep)).await?, false),
             };
             // A pooled connection can be closed by the server just as a request goes out
             // on it (its idle timeout, a reload). An idempotent request is then sent
