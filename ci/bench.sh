@@ -18,7 +18,8 @@
 #   BENCH_WARMUP=1      seconds of discarded load before each measured run
 #   BENCH_ROUNDS=3      interleaved rounds
 #   BENCH_CONNS="32 128"
-#   BENCH_VARIANTS="cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls iam_tls"
+#   BENCH_VARIANTS="cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls iam_tls
+#                   invoke_pool"
 #                       (proxy_pass is always measured: it is the baseline; proxy_tls is
 #                       added when iam_tls is measured: it is that one's baseline)
 #   BENCH_GATEWAY_PORT=21480  BENCH_FUNCTION_PORT=21490  BENCH_FUNCTION_TLS_PORT=21491
@@ -45,6 +46,9 @@ THREADS=2
 
 NGINX=/usr/sbin/nginx
 FN_BODY='{"message":"hello from the bench function"}'
+# What the Invoke variant's function returns: a proxy response whose body is FN_BODY
+# (base64, which needs no quoting in nginx.conf), so the client gets the same bytes.
+INVOKE_PAYLOAD='{"statusCode":200,"headers":{"content-type":"application/json"},"isBase64Encoded":true,"body":"'$(printf %s "$FN_BODY" | base64 -w0)'"}'
 
 # Idle connections the floor client and the *_pool variants keep: more than the
 # connections wrk opens, so that none of them pays a connect per request.
@@ -57,7 +61,7 @@ CERT_DIR=$root/t/cert
 # Variant id, label, gateway path. proxy_pass is the baseline of every ratio, except
 # for the plugin over HTTPS, whose baseline is proxy_pass over HTTPS (BASE_OF).
 VARIANTS=(proxy)
-for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls iam_tls}; do
+for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls iam_tls invoke_pool}; do
     [ "$v" = proxy ] || VARIANTS+=("$v")
 done
 if [[ " ${VARIANTS[*]} " == *" iam_tls "* && " ${VARIANTS[*]} " != *" proxy_tls "* ]]; then
@@ -73,14 +77,15 @@ declare -A LABEL=(
     [iam_token]="plugin, IAM static keys + session token, keepalive_pool $POOL"
     [proxy_tls]="nginx proxy_pass over HTTPS (keepalive 64): HTTPS ceiling (×pp: vs proxy_pass)"
     [iam_tls]="plugin, IAM over HTTPS (ssl_verify on), keepalive_pool $POOL (×pp: vs proxy_pass over HTTPS)"
+    [invoke_pool]="plugin, direct Invoke API (IAM, apigw_v2 event), keepalive_pool $POOL"
 )
 declare -A BASE_OF=([iam_tls]=proxy_tls)
 declare -A PATH_OF=(
     [proxy]=/proxy/bench [cosocket]=/cosocket/bench [apikey]=/apikey/bench [iam]=/iam/bench
     [apikey_pool]=/apikey-pool/bench [iam_pool]=/iam-pool/bench [iam_token]=/iam-token/bench
-    [proxy_tls]=/proxy-tls/bench [iam_tls]=/iam-tls/bench
+    [proxy_tls]=/proxy-tls/bench [iam_tls]=/iam-tls/bench [invoke_pool]=/invoke/bench
 )
-PENDING="plugin, direct Invoke API"
+PENDING=""
 
 die() { echo "bench: $*" >&2; exit 1; }
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
@@ -181,6 +186,11 @@ http {
             default_type application/json;
             return 200 '$FN_BODY';
         }
+        # the Lambda Invoke API, for the direct-invocation variant
+        location /2015-03-31/functions/ {
+            default_type application/json;
+            return 200 '$INVOKE_PAYLOAD';
+        }
     }
     server {
         listen 127.0.0.1:$FN_TLS_PORT ssl backlog=4096;
@@ -254,6 +264,13 @@ http {
             },
             keepalive_pool = $POOL,
         }
+        -- direct invocation: the request goes as an API Gateway 2.0 event
+        BENCH_INVOKE = {
+            function_name = "bench",
+            invoke_endpoint = "http://127.0.0.1:$FN_PORT",
+            authorization = BENCH_IAM_POOL.authorization,
+            keepalive_pool = $POOL,
+        }
         -- HTTPS with verification on (the default), trusting the test CA
         BENCH_IAM_TLS = {
             function_uri = "https://127.0.0.1:$FN_TLS_PORT/fn",
@@ -322,6 +339,12 @@ http {
             proxy_ssl_trusted_certificate $CERT_DIR/ca.crt;
             proxy_ssl_name localhost;
             proxy_ssl_session_reuse on;
+        }
+        location ~ ^/invoke/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_INVOKE, ngx.var[1],
+                                                                   "/invoke/*")
+            }
         }
         location ~ ^/iam-tls/(.*)\$ {
             access_by_lua_block {
