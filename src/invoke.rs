@@ -469,3 +469,49 @@ pub(crate) fn response_head(headers: &http::HeaderMap, head_only: bool) -> Vec<u
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(conf: serde_json::Value, headers: &[u8]) -> Request<Full<Bytes>> {
+        let route = Route::new(PluginConfig::from_value(&conf).expect("configuration"));
+        let incoming = Incoming {
+            method: b"GET".to_vec(),
+            ext: None,
+            query: Vec::new(),
+            headers: headers.to_vec(),
+            body: Body::Memory(Bytes::new()),
+        };
+        let creds = Credentials::new("AKIDEXAMPLE", "SECRET", None);
+        request_for(&route, &incoming, &creds, Bytes::new()).expect("request")
+    }
+
+    /// From the headers fuzz target: a client's `Connection` may name `host` or the
+    /// credentials' headers; that drops only the client's own copies.
+    #[test]
+    fn connection_naming_host_or_credentials() {
+        let req = request(
+            json!({"function_uri": "http://fn.example:8080/p", "authorization": {"apikey": "KEY"}}),
+            b"connection:host, x-api-key\nhost:client.example\nx-api-key:client\nx-other:1\n",
+        );
+        let h = req.headers();
+        assert_eq!(h["host"], "fn.example:8080");
+        assert_eq!(h["x-api-key"], "KEY", "the client's key was hop-by-hop");
+        assert_eq!(h["x-other"], "1");
+        assert!(h.get("connection").is_none());
+
+        let req = request(
+            json!({"function_uri": "https://fn.example/",
+                   "authorization": {"iam": {"accesskey": "AKIDEXAMPLE", "secretkey": "SECRET"}}}),
+            b"connection:authorization\nauthorization:Basic eDp5\n",
+        );
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{auth}"
+        );
+        assert_eq!(req.headers()["host"], "fn.example");
+    }
+}
