@@ -241,13 +241,16 @@ struct Forwarded<'a> {
 
 fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a>, BuildError> {
     let headers = parse_headers(raw)?;
+    // Names come lowercase from nginx's Lua API, but the C ABI cannot enforce that: a
+    // `Host` or `Content-Length` missed here would be sent twice.
+    let is = |n: &str, name: &str| n.eq_ignore_ascii_case(name);
 
     // Hop-by-hop headers, and any header the client named in Connection, belong to the
     // client's connection, not to ours (a forwarded `Connection: close` would make the
     // function close a pooled connection).
     let connection_values: Vec<&str> = headers
         .iter()
-        .filter(|(n, _)| *n == "connection")
+        .filter(|(n, _)| is(n, "connection"))
         .filter_map(|(_, v)| std::str::from_utf8(v).ok())
         .collect();
     let listed = wire::connection_listed(&connection_values);
@@ -255,15 +258,15 @@ fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a
         .into_iter()
         .filter(|(n, _)| {
             !wire::is_hop_by_hop(n)
-                && *n != "host"
-                && *n != "content-length"
-                && !listed.iter().any(|l| l == n)
+                && !is(n, "host")
+                && !is(n, "content-length")
+                && !listed.iter().any(|l| is(n, l))
         })
         .collect();
 
     // APISIX's precedence: the configured apikey unless the client sent one; otherwise
     // SigV4 unless the client sent its own authorization.
-    let has = |name: &str| forwarded.iter().any(|(n, _)| *n == name);
+    let has = |name: &str| forwarded.iter().any(|(n, _)| is(n, name));
     let apikey = match &route.cfg.apikey {
         Some(key) if !has("x-api-key") => Some(key.as_str()),
         _ => None,
@@ -273,10 +276,9 @@ fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a
         // The signature's own headers come from the signer; a client's copy (say, a
         // session token for other credentials) would be signed and make AWS reject it.
         forwarded.retain(|(n, _)| {
-            !matches!(
-                *n,
-                "x-amz-date" | "x-amz-security-token" | "x-amz-content-sha256"
-            )
+            !["x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]
+                .iter()
+                .any(|own| is(n, own))
         });
     }
     Ok(Forwarded {
@@ -513,5 +515,35 @@ mod tests {
             "{auth}"
         );
         assert_eq!(req.headers()["host"], "fn.example");
+    }
+
+    /// From the headers fuzz target: the C ABI takes names in any case (nginx's Lua API
+    /// lowercases them); the client's Host, Content-Length, Connection and the
+    /// signature's headers must not get through in capitals.
+    #[test]
+    fn header_names_in_capitals() {
+        let req = request(
+            json!({"function_uri": "https://fn.example/",
+                   "authorization": {"iam": {"accesskey": "AKIDEXAMPLE", "secretkey": "SECRET"}}}),
+            b"Host:client.example\nContent-Length:5\nConnection:X-Gone\nX-Gone:1\n\
+              X-Amz-Date:19700101T000000Z\nX-Kept:2\n",
+        );
+        let h = req.headers();
+        assert_eq!(h.get_all("host").iter().collect::<Vec<_>>(), ["fn.example"]);
+        assert!(h.get("content-length").is_none(), "GET without a body");
+        assert!(h.get("x-gone").is_none() && h.get("connection").is_none());
+        assert_eq!(h.get_all("x-amz-date").iter().count(), 1);
+        assert_ne!(h["x-amz-date"], "19700101T000000Z");
+        assert_eq!(h["x-kept"], "2");
+
+        let req = request(
+            json!({"function_uri": "http://fn.example/", "authorization": {"apikey": "KEY"}}),
+            b"X-Api-Key:client\n",
+        );
+        assert_eq!(
+            req.headers()["x-api-key"],
+            "client",
+            "the client's key wins"
+        );
     }
 }
