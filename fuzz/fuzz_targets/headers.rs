@@ -130,18 +130,23 @@ fn check_request(input: &Input<'_>, headers_ok: bool) {
     let client: Vec<(&str, &[u8])> = parse_headers(input.headers).expect("parsed before");
     let connection: Vec<&str> = client
         .iter()
-        .filter(|(n, _)| *n == "connection")
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
         .filter_map(|(_, v)| std::str::from_utf8(v).ok())
         .collect();
     let listed = wire::connection_listed(&connection);
     // What the client sent for the function (the rest belongs to its connection).
+    // Names may come in any case through the C ABI.
     let end_to_end = |name: &str| {
         !wire::is_hop_by_hop(name)
-            && !listed.iter().any(|l| l == name)
-            && name != "host"
-            && name != "content-length"
+            && !listed.iter().any(|l| l.eq_ignore_ascii_case(name))
+            && !name.eq_ignore_ascii_case("host")
+            && !name.eq_ignore_ascii_case("content-length")
     };
-    let client_has = |name: &str| client.iter().any(|(n, _)| *n == name && end_to_end(n));
+    let client_has = |name: &str| {
+        client
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name) && end_to_end(n))
+    };
     let cfg = &kind.cfg;
     let out = req.headers();
 
