@@ -2,16 +2,17 @@
 # Soak: a million requests through the plugin on one nginx worker, watching the worker
 # for leaks, plus clients that give up on slow calls (abandoned tickets).
 #
-#   ci/soak.sh                                              # 1,000,000 requests
+#   ci/soak.sh                                              # 1,000,000 requests, ~1.5 min
 #   SOAK_REQUESTS=100000 SOAK_CHUNK_SECONDS=3 ci/soak.sh    # a quick look
 #
 # A gateway nginx (master + 1 worker) runs the plugin in front of a local "function"
-# nginx, like ci/bench.sh. wrk sends the requests in chunks of SOAK_CHUNK_SECONDS (over
-# SOAK_CONNS connections; the last chunk is sized from the rate so far), alternating an apikey route with the default pool of 5 idle
-# connections (so connections are opened and closed all the time) and a SigV4 route with
-# a pool of 64. After a warm-up chunk on each route, and after every chunk, the script
-# samples the worker's RSS (/proc/<pid>/status), open fds (/proc/<pid>/fd) and threads,
-# and the plugin's own counts (a /stats location printing native.stats()).
+# nginx, like ci/bench.sh. wrk sends the requests in chunks of SOAK_CHUNK_SECONDS over
+# SOAK_CONNS connections (the last chunk sized from the route's rate so far), alternating
+# an apikey route with the default pool of 5 idle connections (so connections are opened
+# and closed all the time) and a SigV4 route with a pool of 64. After a warm-up on each
+# route, and after every chunk, the script samples the worker's RSS (/proc/<pid>/status),
+# open fds (/proc/<pid>/fd) and threads, and the plugin's own counts (a /stats location
+# printing native.stats()).
 #
 # Abandoned tickets: after the warm-up, SOAK_ABORTS clients each request a function that
 # takes SOAK_SLOW_MS and hang up after 0.3 s, half of them on a location with
@@ -29,7 +30,7 @@
 #
 # Environment (defaults):
 #   SOAK_REQUESTS=1000000 (at least that many, after the warm-up)
-#   SOAK_CHUNK_SECONDS=10  SOAK_WARMUP_SECONDS=5 (per route)
+#   SOAK_CHUNK_SECONDS=5  SOAK_WARMUP_SECONDS=5 (per route)
 #   SOAK_CONNS=32  SOAK_ABORTS=200  SOAK_SLOW_MS=2000  SOAK_RECLAIM_WAIT=90
 #   SOAK_MAX_RSS_GROWTH_KB=4096  SOAK_MAX_FD_GROWTH=16
 #   SOAK_GATEWAY_PORT=21580  SOAK_FUNCTION_PORT=21581   (loopback)
@@ -41,7 +42,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 REQUESTS=${SOAK_REQUESTS:-1000000}
-CHUNK_SECONDS=${SOAK_CHUNK_SECONDS:-10}
+CHUNK_SECONDS=${SOAK_CHUNK_SECONDS:-5}
 WARMUP_SECONDS=${SOAK_WARMUP_SECONDS:-5}
 CONNS=${SOAK_CONNS:-32}
 ABORTS=${SOAK_ABORTS:-200}
@@ -232,8 +233,8 @@ sample() {  # $1 = label
 }
 
 errors=0
-rate=0
-# wrk sends requests to route $1 for $2 seconds; sets `rate` (requests/s).
+declare -A rate=()
+# wrk sends requests to route $1 for $2 seconds; sets `rate[$1]` (requests/s).
 load() {
     local path=$1 seconds=$2 out="$work/wrk.out" got bad
     wrk -t"$THREADS" -c"$CONNS" -d"${seconds}s" "http://127.0.0.1:$GW_PORT$path" >"$out" 2>&1 \
@@ -245,7 +246,7 @@ load() {
     [ -n "$got" ] || { cat "$out" >&2; die "cannot read wrk's output"; }
     total=$((total + got))
     errors=$((errors + bad))
-    rate=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    rate[$path]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
     if ((bad > 0)); then
         echo "  WARNING: $bad failed requests on $path" >&2
         cat "$out" >&2
@@ -287,14 +288,15 @@ note "soak: $REQUESTS requests in ${CHUNK_SECONDS} s chunks, alternating /apikey
 chunk=0
 while ((total < REQUESTS)); do
     chunk=$((chunk + 1))
+    if ((chunk % 2)); then path=/apikey; else path=/iam; fi
     seconds=$CHUNK_SECONDS
-    if ((rate > 0)); then  # the last chunk: about what is left
-        left=$(( (REQUESTS - total + rate - 1) / rate ))
+    r=${rate[$path]:-0}
+    if ((r > 0)); then  # the last chunk: about what is left
+        left=$(( (REQUESTS - total + r - 1) / r ))
         ((left >= seconds)) || seconds=$((left > 0 ? left : 1))
     fi
-    if ((chunk % 2)); then path=/apikey; else path=/iam; fi
     load "$path" "$seconds"
-    sample "chunk $chunk $path $rate/s"
+    sample "chunk $chunk $path ${rate[$path]}/s"
 done
 
 note "waiting up to $RECLAIM_WAIT s for every ticket to be taken or expire"
