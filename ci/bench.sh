@@ -143,18 +143,6 @@ mkdir -p "$work/fn/logs" "$work/fn/conf" "$work/gw/logs" "$work/gw/conf"
 results="$work/results.tsv"
 : >"$results"
 
-stop_nginx() {  # $1 = prefix; stops the master whose pid file is there, and waits for it
-    local pidfile="$1/logs/nginx.pid" pid
-    [ -f "$pidfile" ] || return 0
-    pid=$(cat "$pidfile" 2>/dev/null) || return 0
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 wrk_pid=""
 cleanup() {
     local rc=$?
@@ -354,22 +342,6 @@ http {
     }
 }
 EOF
-
-wait_port() {
-    for _ in $(seq 50); do
-        port_in_use "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-master_worker() {  # $1 = prefix; prints the pid of the master's only child
-    local master kids
-    master=$(cat "$1/logs/nginx.pid")
-    kids=$(pgrep -P "$master" || true)
-    [ -n "$kids" ] && [ "$(wc -w <<<"$kids")" -eq 1 ] \
-        || die "expected exactly one worker under master $master, found: '${kids//$'\n'/ }'"
-    echo "$kids"
-}
 
 note "starting the function on 127.0.0.1:$FN_PORT (HTTPS: $FN_TLS_PORT) and the gateway on 127.0.0.1:$GW_PORT"
 "$NGINX" -p "$work/fn" -c conf/nginx.conf

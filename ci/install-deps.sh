@@ -52,3 +52,9 @@ for component in rustfmt clippy; do
         rustup component add "$component"
     fi
 done
+
+# ci/fuzz.sh: libFuzzer targets through cargo-fuzz (built from crates.io when missing).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+fi

@@ -12,12 +12,19 @@ cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== luacheck"
-luacheck -q lua t/lib
+luacheck -q lua t/lib ci/bench
 echo "== cargo test"
 cargo test --locked
 
 echo "== the mock function's own tests (botocore verifier, credential servers)"
 python3 -m unittest -q t/mock/test_function.py t/mock/test_lambda_api.py 2>&1 | tail -n 3
+
+# FUZZ_SECONDS per target (0 skips). The fuzz build is its own (instrumented, in
+# fuzz/target): about 6.5 min the first time on a shared 2-core VM, ~20 s after a change.
+echo "== fuzz (cargo-fuzz, ${FUZZ_SECONDS:=20} s per target)"
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+    ci/fuzz.sh "$FUZZ_SECONDS"
+fi
 
 echo "== build"
 ci/build.sh

@@ -274,13 +274,16 @@ struct Forwarded<'a> {
 fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a>, BuildError> {
     let headers = parse_headers(raw)?;
     let event = route.cfg.invoke.is_some();
+    // Names come lowercase from nginx's Lua API, but the C ABI cannot enforce that: a
+    // `Host` or `Content-Length` missed here would be sent twice.
+    let is = |n: &str, name: &str| n.eq_ignore_ascii_case(name);
 
     // Hop-by-hop headers, and any header the client named in Connection, belong to the
     // client's connection, not to ours (a forwarded `Connection: close` would make the
     // function close a pooled connection).
     let connection_values: Vec<&str> = headers
         .iter()
-        .filter(|(n, _)| *n == "connection")
+        .filter(|(n, _)| is(n, "connection"))
         .filter_map(|(_, v)| std::str::from_utf8(v).ok())
         .collect();
     let listed = wire::connection_listed(&connection_values);
@@ -288,8 +291,8 @@ fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a
         .into_iter()
         .filter(|(n, _)| {
             !wire::is_hop_by_hop(n)
-                && (event || (*n != "host" && *n != "content-length"))
-                && !listed.iter().any(|l| l == n)
+                && (event || (!is(n, "host") && !is(n, "content-length")))
+                && !listed.iter().any(|l| is(n, l))
         })
         .collect();
     if event {
@@ -304,7 +307,7 @@ fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a
 
     // APISIX's precedence: the configured apikey unless the client sent one; otherwise
     // SigV4 unless the client sent its own authorization.
-    let has = |name: &str| forwarded.iter().any(|(n, _)| *n == name);
+    let has = |name: &str| forwarded.iter().any(|(n, _)| is(n, name));
     let apikey = match &route.cfg.apikey {
         Some(key) if !has("x-api-key") => Some(key.as_str()),
         _ => None,
@@ -314,10 +317,9 @@ fn forwarded_headers<'a>(route: &'a Route, raw: &'a [u8]) -> Result<Forwarded<'a
         // The signature's own headers come from the signer; a client's copy (say, a
         // session token for other credentials) would be signed and make AWS reject it.
         forwarded.retain(|(n, _)| {
-            !matches!(
-                *n,
-                "x-amz-date" | "x-amz-security-token" | "x-amz-content-sha256"
-            )
+            !["x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]
+                .iter()
+                .any(|own| is(n, own))
         });
     }
     Ok(Forwarded {
@@ -525,4 +527,81 @@ pub(crate) fn response_head(headers: &http::HeaderMap, head_only: bool) -> Vec<u
         out.push(b'\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(conf: serde_json::Value, headers: &[u8]) -> Request<Full<Bytes>> {
+        let route = Route::new(PluginConfig::from_value(&conf).expect("configuration"));
+        let incoming = Incoming {
+            method: b"GET".to_vec(),
+            ext: None,
+            query: Vec::new(),
+            headers: headers.to_vec(),
+            body: Body::Memory(Bytes::new()),
+            context: None,
+        };
+        let creds = Credentials::new("AKIDEXAMPLE", "SECRET", None);
+        request_for(&route, &incoming, &creds, Bytes::new()).expect("request")
+    }
+
+    /// From the headers fuzz target: a client's `Connection` may name `host` or the
+    /// credentials' headers; that drops only the client's own copies.
+    #[test]
+    fn connection_naming_host_or_credentials() {
+        let req = request(
+            json!({"function_uri": "http://fn.example:8080/p", "authorization": {"apikey": "KEY"}}),
+            b"connection:host, x-api-key\nhost:client.example\nx-api-key:client\nx-other:1\n",
+        );
+        let h = req.headers();
+        assert_eq!(h["host"], "fn.example:8080");
+        assert_eq!(h["x-api-key"], "KEY", "the client's key was hop-by-hop");
+        assert_eq!(h["x-other"], "1");
+        assert!(h.get("connection").is_none());
+
+        let req = request(
+            json!({"function_uri": "https://fn.example/",
+                   "authorization": {"iam": {"accesskey": "AKIDEXAMPLE", "secretkey": "SECRET"}}}),
+            b"connection:authorization\nauthorization:Basic eDp5\n",
+        );
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{auth}"
+        );
+        assert_eq!(req.headers()["host"], "fn.example");
+    }
+
+    /// From the headers fuzz target: the C ABI takes names in any case (nginx's Lua API
+    /// lowercases them); the client's Host, Content-Length, Connection and the
+    /// signature's headers must not get through in capitals.
+    #[test]
+    fn header_names_in_capitals() {
+        let req = request(
+            json!({"function_uri": "https://fn.example/",
+                   "authorization": {"iam": {"accesskey": "AKIDEXAMPLE", "secretkey": "SECRET"}}}),
+            b"Host:client.example\nContent-Length:5\nConnection:X-Gone\nX-Gone:1\n\
+              X-Amz-Date:19700101T000000Z\nX-Kept:2\n",
+        );
+        let h = req.headers();
+        assert_eq!(h.get_all("host").iter().collect::<Vec<_>>(), ["fn.example"]);
+        assert!(h.get("content-length").is_none(), "GET without a body");
+        assert!(h.get("x-gone").is_none() && h.get("connection").is_none());
+        assert_eq!(h.get_all("x-amz-date").iter().count(), 1);
+        assert_ne!(h["x-amz-date"], "19700101T000000Z");
+        assert_eq!(h["x-kept"], "2");
+
+        let req = request(
+            json!({"function_uri": "http://fn.example/", "authorization": {"apikey": "KEY"}}),
+            b"X-Api-Key:client\n",
+        );
+        assert_eq!(
+            req.headers()["x-api-key"],
+            "client",
+            "the client's key wins"
+        );
+    }
 }

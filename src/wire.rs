@@ -419,6 +419,8 @@ mod tests {
             b"B=1&a=1&_=1&~=1&-=1&%61=0",
             b"sp=a b&h=a#b&br=[x]&q=\"{|}\"&bad=\xff",
             b"x=1&x=1&x=",
+            // From the sign fuzz target: bytes that are not UTF-8 around a plain one.
+            b"\xfaA\xfd&%FAA%FD=%FD",
         ];
         for raw in raws {
             let canonical = canonical_query(raw);

@@ -76,7 +76,13 @@ fuzz_target!(|input: Input<'_>| {
 
     // The plugin's uri: the query is sent sanitized (unsigned requests) or canonical
     // (signed ones); both forms must sign alike, or AWS would see another query.
-    let path = wire::join_path(input.base_path, input.ext);
+    // The base path comes from function_uri's parsed path: it never holds `?` or `#`.
+    let base = if is_base_path(input.base_path) {
+        input.base_path
+    } else {
+        "/fn"
+    };
+    let path = wire::join_path(base, input.ext);
     let sanitized = wire::sanitize_query(input.query);
     let canonical = wire::canonical_query(input.query);
     let with = |q: &str| match q {
@@ -131,9 +137,7 @@ fn check_wire(input: &Input<'_>) {
     // A suffix never adds a query or a fragment to a path that has none.
     let path = wire::join_path(input.base_path, input.ext);
     assert!(path.starts_with('/'));
-    let base_ok =
-        input.base_path.parse::<PathAndQuery>().is_ok() && !input.base_path.contains(['?', '#']);
-    if base_ok && (input.base_path.is_empty() || input.base_path.starts_with('/')) {
+    if is_base_path(input.base_path) {
         let parsed = path
             .parse::<PathAndQuery>()
             .unwrap_or_else(|e| panic!("joined path {path:?}: {e}"));
@@ -162,6 +166,13 @@ fn check_wire(input: &Input<'_>) {
             );
         }
     }
+}
+
+/// Whether `p` can be the path of a parsed `function_uri` (`""` stands for `/`).
+fn is_base_path(p: &str) -> bool {
+    (p.is_empty() || p.starts_with('/'))
+        && !p.contains(['?', '#'])
+        && p.parse::<PathAndQuery>().is_ok()
 }
 
 /// Whether a query can go on the wire as it is: a valid request target, no fragment.
