@@ -94,24 +94,13 @@ work=$(mktemp -d /tmp/aws-lambda-scale.XXXXXX)
 chmod 755 "$work"
 mkdir -p "$work/fn/logs" "$work/fn/conf" "$work/gw/logs" "$work/gw/conf"
 
-stop_nginx() {  # $1 = prefix; stops the master whose pid file is there, and waits for it
-    local pidfile="$1/logs/nginx.pid" pid
-    [ -f "$pidfile" ] || return 0
-    pid=$(cat "$pidfile" 2>/dev/null) || return 0
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 sampler_pid=""
 cleanup() {
     local rc=$?
     if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
-    stop_nginx "$work/gw"
-    stop_nginx "$work/fn"
+    # up to 10 s: a gateway that held 10,000 connections takes longer to stop
+    stop_nginx "$work/gw" 100
+    stop_nginx "$work/fn" 100
     if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
         echo "bench-scale: work directory kept: $work" >&2
     else

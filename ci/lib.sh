@@ -26,15 +26,15 @@ wait_port() {
     return 1
 }
 
-# Stops the nginx master whose pid file is under prefix $1 and waits for it (5 s, then
-# SIGKILL).
+# Stops the nginx master whose pid file is under prefix $1 and waits for it ($2 tenths
+# of a second, 50 by default, then SIGKILL).
 stop_nginx() {
     local pidfile="$1/logs/nginx.pid" pid
     [ -f "$pidfile" ] || return 0
     pid=$(cat "$pidfile" 2>/dev/null) || return 0
     [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do
+    for _ in $(seq "${2:-50}"); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
