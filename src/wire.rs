@@ -142,6 +142,11 @@ pub fn sanitize_query(raw: &[u8]) -> String {
 
 /// RFC 3986 §3.4: `query = *( pchar / "/" / "?" )`, without `%` (handled by the caller).
 fn is_query_char(b: u8) -> bool {
+    is_pchar(b) || matches!(b, b'/' | b'?')
+}
+
+/// RFC 3986 §3.3 `pchar` without its `pct-encoded` part: unreserved, sub-delims, `:`, `@`.
+pub(crate) fn is_pchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -161,8 +166,6 @@ fn is_query_char(b: u8) -> bool {
                 | b'='
                 | b':'
                 | b'@'
-                | b'/'
-                | b'?'
         )
 }
 

@@ -359,28 +359,7 @@ fn split_uri(uri: &str) -> Option<UriParts<'_>> {
 
 /// RFC 3986 `pchar` (unreserved, sub-delims, `:`, `@`, and `%`) and `/`.
 fn is_path_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-                | b'%'
-                | b'/'
-        )
+    wire::is_pchar(b) || matches!(b, b'%' | b'/')
 }
 
 /// What `http::HeaderValue` accepts: no control bytes but tab.
