@@ -66,10 +66,11 @@ local routes = setmetatable({}, { __mode = "k" })
 -- Routes that send an event (function_name) need the request context.
 local needs_context = setmetatable({}, { __mode = "k" })
 
+-- The route handle for `conf`, nil and a message, and whether it sends an event.
 local function route_for(conf)
     local route = routes[conf]
     if route then
-        return route, needs_context[conf]
+        return route, nil, needs_context[conf]
     end
     -- Plain OpenResty callers may pass a configuration APISIX never checked: this
     -- also injects the defaults that access() reads below.
@@ -84,7 +85,7 @@ local function route_for(conf)
     end
     routes[conf] = route
     needs_context[conf] = context
-    return route, context
+    return route, nil, context
 end
 
 
@@ -175,10 +176,9 @@ end
 
 
 function _M.access(conf, ctx)
-    local route, err_or_context = route_for(conf)
+    local route, err, sends_event = route_for(conf)
     if not route then
-        ngx_log(ERR, "failed to process ", plugin_name, ": invalid configuration: ",
-                err_or_context)
+        ngx_log(ERR, "failed to process ", plugin_name, ": invalid configuration: ", err)
         return 500
     end
 
@@ -207,7 +207,7 @@ function _M.access(conf, ctx)
     local method = req_get_method()
 
     local context
-    if err_or_context then
+    if sends_event then
         context = request_context(matched)
     end
 
