@@ -88,7 +88,8 @@ impl<'a> Context<'a> {
 }
 
 /// The event for `format` (not `Raw`) as JSON bytes. `headers` are the client's
-/// headers for the function (names lowercase, repeated names repeated).
+/// headers for the function (names in any case; they are lowercased, as API Gateway
+/// does), repeated names repeated.
 pub fn build(
     format: PayloadFormat,
     method: &str,
@@ -119,7 +120,7 @@ pub fn build(
     let resource = resource(ctx.route, ctx.path);
     let user_agent = text_headers
         .iter()
-        .find(|(n, _)| *n == "user-agent")
+        .find(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
         .map(|(_, v)| (*v).to_owned());
     // What a function URL would have: the first label of the host is the URL's id.
     let domain_prefix = ctx.host.split('.').next().unwrap_or_default().to_owned();
@@ -209,15 +210,21 @@ pub fn build(
             // commas, as API Gateway and function URLs do.
             let cookies: Vec<String> = text_headers
                 .iter()
-                .filter(|(n, _)| *n == "cookie")
+                .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
                 .flat_map(|(_, v)| v.split(';'))
                 .map(str::trim)
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned)
                 .collect();
             let mut joined: Vec<(&str, String)> = Vec::new();
-            for (name, value) in text_headers.iter().filter(|(n, _)| *n != "cookie") {
-                match joined.iter_mut().find(|(n, _)| n == name) {
+            for (name, value) in text_headers
+                .iter()
+                .filter(|(n, _)| !n.eq_ignore_ascii_case("cookie"))
+            {
+                match joined
+                    .iter_mut()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                {
                     Some((_, v)) => {
                         v.push(',');
                         v.push_str(value);
@@ -338,7 +345,7 @@ fn encode_body(body: &[u8], headers: &[(&str, &str)]) -> (Option<String>, bool) 
     }
     let content_type = headers
         .iter()
-        .find(|(n, _)| *n == "content-type")
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| *v);
     match std::str::from_utf8(body) {
         Ok(text) if content_type.is_none_or(is_text) => (Some(text.to_owned()), false),
@@ -467,6 +474,14 @@ mod tests {
         assert_eq!(ev["requestContext"]["identity"]["sourceIp"], "192.0.2.7");
         let empty = event(PayloadFormat::ApigwV1, &[], "", b"");
         assert_eq!(empty["queryStringParameters"], Value::Null);
+    }
+
+    #[test]
+    fn header_names_in_any_case() {
+        let h: &[(&str, &[u8])] = &[("Cookie", b"a=1"), ("X-M", b"1"), ("x-m", b"2")];
+        let ev = event(PayloadFormat::ApigwV2, h, "", b"");
+        assert_eq!(ev["cookies"], serde_json::json!(["a=1"]));
+        assert_eq!(ev["headers"], serde_json::json!({"x-m": "1,2"}));
     }
 
     #[test]
