@@ -3,8 +3,10 @@
 //! uri and all request headers, `host` included. Query signing (`query-*` files) is not
 //! used by the plugin and is not checked.
 //!
-//! The suite is read from `$AWS_SIGNING_SUITE_DIR`, else `../shared/aws-signing-test-suite-v4`
-//! next to the crate. A missing suite fails the test.
+//! The suite ships inside the aws-sigv4 crate's own package (`aws-signing-test-suite/v4/`,
+//! Apache-2.0), so it is on disk wherever this crate builds: it is found through
+//! `cargo metadata` for the locked aws-sigv4 version. `$AWS_SIGNING_SUITE_DIR` overrides
+//! that. A missing suite fails the test.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -12,11 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_native::sign::{sign, Credentials, Signature, SigningConfig};
-
-const DEFAULT_SUITE_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/aws-signing-test-suite-v4"
-);
 
 /// Cases whose expected output assumes the path is percent-encoded once in the canonical
 /// request, as S3 signs it. They run through `sign` with `double_encode_path = false`, and
@@ -122,8 +119,42 @@ fn aws_signing_test_suite_v4() {
 fn suite_dir() -> PathBuf {
     match std::env::var_os("AWS_SIGNING_SUITE_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(DEFAULT_SUITE_DIR),
+        _ => aws_sigv4_package_dir().join("aws-signing-test-suite/v4"),
     }
+}
+
+/// The source directory of the aws-sigv4 package this crate is locked to, from
+/// `cargo metadata` (cargo's registry sources, or a vendored copy).
+fn aws_sigv4_package_dir() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+        ])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo metadata failed: {e}"));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    let manifest = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "aws-sigv4")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("aws-sigv4 is not among this crate's dependencies");
+    Path::new(manifest)
+        .parent()
+        .expect("manifest_path has a parent")
+        .to_path_buf()
 }
 
 fn case_name(case: &Path) -> String {

@@ -5,8 +5,8 @@
 Requests are signed with botocore's own SigV4Auth and sent to a mock
 started on an ephemeral port; the verdicts must be ok / mismatch / none /
 unknown-key / malformed / expired as AWS would decide. The AWS signing
-test-suite vectors (../shared/aws-signing-test-suite-v4, or
-$AWS_SIGNING_TEST_SUITE) check verify() against canonical requests that
+test-suite vectors (from the aws-sigv4 crate's package, found with `cargo
+metadata`, or $AWS_SIGNING_SUITE_DIR) check verify() against canonical requests that
 botocore did not produce.  The credential servers (--imds-port,
 --ecs-port, --sts-port) are checked with raw requests, with botocore's own
 IMDS and container clients, and with botocore's STS client against moto
@@ -43,8 +43,29 @@ sys.path.insert(0, HERE)
 import function  # noqa: E402  (t/mock/function.py)
 
 AK, SK = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-SUITE = os.environ.get("AWS_SIGNING_TEST_SUITE") or os.path.join(
-    os.path.dirname(ROOT), "shared", "aws-signing-test-suite-v4")
+
+
+def find_suite():
+    """The AWS SigV4 test suite that ships inside the aws-sigv4 crate this project is
+    locked to (as tests/sigv4_suite.rs finds it); $AWS_SIGNING_SUITE_DIR overrides."""
+    given = os.environ.get("AWS_SIGNING_SUITE_DIR") or os.environ.get("AWS_SIGNING_TEST_SUITE")
+    if given:
+        return given
+    try:
+        out = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--locked",
+             "--manifest-path", os.path.join(ROOT, "Cargo.toml")],
+            check=True, capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        return "(not found: cargo metadata failed: %s)" % e
+    for package in json.loads(out)["packages"]:
+        if package["name"] == "aws-sigv4":
+            return os.path.join(os.path.dirname(package["manifest_path"]),
+                                "aws-signing-test-suite", "v4")
+    return "(not found: aws-sigv4 is not a dependency)"
+
+
+SUITE = find_suite()
 
 
 class Mock:
@@ -396,11 +417,16 @@ def load_vector(name):
     return method, target.decode("latin-1"), list(msg.items()), body
 
 
-@unittest.skipUnless(os.path.isdir(SUITE), "AWS signing test suite not found at " + SUITE)
 class TestSigningSuiteVectors(unittest.TestCase):
     """verify() accepts the suite's signed requests and rebuilds the suite's
     canonical requests (normalized-path vectors: lambda and execute-api
-    normalize paths; the *-unnormalized ones are S3 behaviour)."""
+    normalize paths; the *-unnormalized ones are S3 behaviour). A missing
+    suite fails: set AWS_SIGNING_SUITE_DIR where cargo cannot find it."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.isdir(SUITE):
+            raise AssertionError("AWS signing test suite not found at " + SUITE)
 
     def vectors(self):
         for name in sorted(os.listdir(SUITE)):
