@@ -19,9 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -334,6 +337,18 @@ fn describe_error(
     message
 }
 
+/// The HTTP client of the credential providers (STS, IMDS, container, SSO): rustls on
+/// ring, the crypto the function client uses, instead of the SDK's default client and
+/// its aws-lc-sys C build. Providers are built rarely (per credential source), so each
+/// gets its own client.
+fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 async fn build_provider(source: &Dynamic) -> SharedCredentialsProvider {
     let region = Region::new(source.region.clone());
     let base = match &source.base {
@@ -347,6 +362,7 @@ async fn build_provider(source: &Dynamic) -> SharedCredentialsProvider {
         None => SharedCredentialsProvider::new(
             DefaultCredentialsChain::builder()
                 .region(region.clone())
+                .configure(ProviderConfig::default().with_http_client(http_client()))
                 .build()
                 .await,
         ),
@@ -357,6 +373,7 @@ async fn build_provider(source: &Dynamic) -> SharedCredentialsProvider {
     // The STS client takes region, endpoint overrides (AWS_ENDPOINT_URL_STS) and
     // retries from the usual configuration sources; the base credentials sign its calls.
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .region(region.clone())
         .credentials_provider(base)
         .load()
