@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Installs the plugin as a user would, offline, and runs part of the t/ suite against
 # the installed copy instead of the source tree:
-#   1. the versions agree: Cargo.toml, the rockspec's file name, `version` and tag, and
-#      CHANGELOG.md; later the installed library's and plugin's own reports;
+#   1. the versions agree: Cargo.toml, the rockspec's file name, `version` and source url,
+#      and CHANGELOG.md; later the installed library's and plugin's own reports;
 #   2. `luarocks make` from this clone into a temporary tree (cargo reuses target/);
-#   3. `luarocks pack` of that installed rock (a binary rock) and of the rockspec with
-#      its source pointed at a tarball of this working tree (a source rock); each is
-#      installed with `luarocks install` into a tree of its own, the source rock
-#      building with cargo again (in a copy of target/release);
+#   3. `luarocks pack` of that installed rock (a binary rock), installed into a tree of
+#      its own with cargo hidden from PATH (a gateway has no Rust toolchain); its library
+#      is stripped and under 10 MB;
+#   3b. `make dist` (ci/dist.sh): the release tarball, its rockspec with the md5, and the
+#      source rock, installed with `luarocks install` into another tree, building with
+#      cargo again (in a copy of target/release);
 #   4. in each tree, the library and the plugin report the Cargo.toml version, and nginx
 #      loads every module and the library from that tree;
-#   5. t/20-apikey.t and t/30-sigv4.t with lua/ and build/lib/ replaced by the source
-#      rock's tree (TEST_AWSL_LUA_DIR / TEST_AWSL_LIB_DIR, see t/TestAWSLambda.pm), so a
-#      file missing from the rock fails them.
+#   5. t/20-apikey.t (still without cargo on PATH) against the binary rock's tree, and
+#      t/30-sigv4.t against the source rock's, with lua/ and build/lib/ replaced by the
+#      tree (TEST_AWSL_LUA_DIR / TEST_AWSL_LIB_DIR, see t/TestAWSLambda.pm), so a file
+#      missing from a rock fails them.
 # Offline: luarocks may only use an empty directory as its rocks server, cargo runs with
 # CARGO_NET_OFFLINE (run ci/build.sh first; ci/test.sh does), and where `unshare -n`
 # works the luarocks steps run without any network at all.
@@ -73,8 +76,8 @@ rock_version=${rock_version%.rockspec}
     || fail "$rockspec is version ${rock_version%-*}, Cargo.toml says $version"
 grep -qxF "version = \"$rock_version\"" "$rockspec" \
     || fail "$rockspec: its version field is not \"$rock_version\""
-grep -qE "^ *tag = \"v${version//./\\.}\"," "$rockspec" \
-    || fail "$rockspec: its source tag is not \"v$version\""
+grep -qxF "    url = \"aws-lambda-native-$version.tar.gz\"," "$rockspec" \
+    || fail "$rockspec: its source url is not \"aws-lambda-native-$version.tar.gz\""
 grep -qE "^## \\[?${version//./\\.}\\]?( |$)" CHANGELOG.md \
     || fail "CHANGELOG.md has no '## $version' section"
 series=$(echo "$version" | cut -d. -f1,2)
@@ -148,31 +151,29 @@ for f in "$work/rocks/aws-lambda-native-$rock_version".*.rock; do
     [ -f "$f" ] && [ "${f%.src.rock}" = "$f" ] && bin_rock=${f##*/}
 done
 [ -n "$bin_rock" ] || fail "luarocks pack made no binary rock"
-rocks --tree "$work/bin" install "$work/rocks/$bin_rock"
+# PATH without any directory that holds cargo, rustc or rustup.
+nocargo_path=$(tr ':' '\n' <<<"$PATH" | while read -r d; do
+    [ -n "$d" ] && ! [ -x "$d/cargo" ] && ! [ -x "$d/rustc" ] && ! [ -x "$d/rustup" ] && echo "$d"
+done | paste -sd:)
+PATH=$nocargo_path command -v cargo >/dev/null && fail "cargo is still on the reduced PATH"
+PATH=$nocargo_path rocks --tree "$work/bin" install "$work/rocks/$bin_rock"
 probe "$work/bin"
-
-# 3b. source rock: the rockspec with its source replaced by a tarball of this working
-# tree (tracked and untracked files that git does not ignore; uncommitted changes
-# included)
-mkdir -p "$work/src"
-srcdir=aws-lambda-native-$version
-if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -C "$root" ls-files -z --cached --others --exclude-standard \
-        | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
-        >"$work/files"
-else
-    find . -path ./target -prune -o -path ./build -prune -o -path './t/servroot*' -prune \
-        -o -type f -printf '%P\0' >"$work/files"
+bin_lib=$work/bin/lib/lua/5.1/aws_lambda_native.so
+bin_size=$(stat -c %s "$bin_lib")
+[ "$bin_size" -lt $((10 * 1024 * 1024)) ] || fail "the rock's library is $bin_size bytes (>= 10 MB)"
+if readelf -S "$bin_lib" | grep -q '\.debug_info'; then
+    fail "the rock's library is not stripped (it has .debug_info)"
 fi
-run tar -czf "$work/src/$srcdir.tar.gz" --null -T "$work/files" --transform "s,^,$srcdir/,"
-sed -e "s|^\\( *url = \\).*|\\1\"file://$work/src/$srcdir.tar.gz\",|" \
-    -e "s|^\\( *\\)tag = .*|\\1dir = \"$srcdir\",|" \
-    "$rockspec" >"$work/src/${rockspec##*/}"
-cd "$work/rocks"
-rocks pack "$work/src/${rockspec##*/}"
-cd "$root"
+echo "binary rock installed without cargo on PATH: library $((bin_size / 1024)) KiB, stripped"
+
+# 3b. source rock: `make dist` packs every tracked file of this work tree (uncommitted
+# changes included; an untracked file is left out, as from a release)
+run make --no-print-directory dist
 src_rock=aws-lambda-native-$rock_version.src.rock
-[ -f "$work/rocks/$src_rock" ] || fail "luarocks pack made no $src_rock"
+[ -f "dist/$src_rock" ] || fail "make dist made no $src_rock"
+run cp "dist/$src_rock" "$work/rocks/"
+(cd dist && sha256sum --quiet -c "aws-lambda-native-$version.tar.gz.sha256") >>"$log" 2>&1 \
+    || fail "dist: the tarball does not match its .sha256"
 # It builds in a copy of target/release: cargo reuses the compiled dependencies, and
 # the clone's own target/ is left as the clone's builds made it. The copy is taken under
 # cargo's lock on that directory, so no build writes to it meanwhile.
@@ -185,16 +186,21 @@ probe "$work/tree"
 echo "luarocks make, and luarocks pack + install of $bin_rock and $src_rock, offline:" \
      "library $version, plugin $series, every file loaded from the rock tree"
 
-# 5. part of the suite against the installed source rock
-tree=$work/tree
-set +e
-TEST_AWSL_LUA_DIR=$tree/share/lua/5.1 TEST_AWSL_LIB_DIR=$tree/lib/lua/5.1 \
-    TEST_NGINX_SERVROOT=$work/servroot TEST_NGINX_MOCK_LOG=$work/mock.log \
-    TEST_NGINX_BINARY=$nginx_bin \
-    prove -I. -It/runner t/20-apikey.t t/30-sigv4.t >"$work/prove.log" 2>&1
-status=$?
-set -e
-cat "$work/prove.log" >>"$log"
-[ $status -eq 0 ] || fail "t/20-apikey.t t/30-sigv4.t against the installed rock"
-echo "t/20-apikey.t t/30-sigv4.t against the installed rock:" \
-     "$(grep -o 'Tests=[0-9]*' "$work/prove.log" | head -1 | cut -d= -f2) tests ok"
+# 5. part of the suite against each installed rock
+against() {
+    local tree=$1 t=$2 name=${2##*/}
+    shift 2
+    set +e
+    env "$@" TEST_AWSL_LUA_DIR="$tree/share/lua/5.1" TEST_AWSL_LIB_DIR="$tree/lib/lua/5.1" \
+        TEST_NGINX_SERVROOT="$work/servroot" TEST_NGINX_MOCK_LOG="$work/mock.log" \
+        TEST_NGINX_BINARY="$nginx_bin" \
+        prove -I. -It/runner "$t" >"$work/prove-$name.log" 2>&1
+    local status=$?
+    set -e
+    cat "$work/prove-$name.log" >>"$log"
+    [ $status -eq 0 ] || fail "$t against the rock installed in $tree"
+    echo "$t against the rock in ${tree##*/}/: " \
+         "$(grep -o 'Tests=[0-9]*' "$work/prove-$name.log" | head -1 | cut -d= -f2) tests ok"
+}
+against "$work/bin" t/20-apikey.t PATH="$nocargo_path"
+against "$work/tree" t/30-sigv4.t

@@ -1,15 +1,17 @@
 -- The version is Cargo.toml's (the one place it is set); ci/install-test.sh fails
--- when this file's name, `version` or source tag disagrees with it or with the library.
+-- when this file's name, `version` or source url disagrees with it or with the library.
 rockspec_format = "3.0"
 package = "aws-lambda-native"
 version = "0.1.0-1"
 
 source = {
-    -- Only `luarocks install aws-lambda-native` (from a rocks server) fetches this;
-    -- `luarocks make` in a clone and installing a packed .rock never do.
-    -- OWNER: set to the public repository's owner when publishing.
-    url = "git+https://github.com/OWNER/aws-lambda-native.git",
-    tag = "v0.1.0",
+    -- The release tarball `make dist` writes (dist/, with its .sha256). `make dist` also
+    -- writes this rockspec with the tarball's md5 added, and the source rock that bundles
+    -- both: `luarocks install aws-lambda-native-0.1.0-1.src.rock` checks the md5 and
+    -- builds from it, on any machine. A relative url is read from the current directory,
+    -- as `luarocks pack` in dist/ does. `luarocks make` in a clone fetches nothing.
+    url = "aws-lambda-native-0.1.0.tar.gz",
+    dir = "aws-lambda-native-0.1.0",
 }
 
 description = {
