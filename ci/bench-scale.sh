@@ -67,9 +67,9 @@ fi
 for tool in h2load curl pgrep awk; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
-[ -x "$NGINX" ] || die "$NGINX is missing (ci/install-deps.sh installs it)"
+[ -x "$NGINX" ] || die "$NGINX is missing (ci/install-deps.sh --test installs it)"
 for m in $NGINX_LUA_MODULES; do
-    [ -f "$m" ] || die "$m is missing (ci/install-deps.sh installs it)"
+    [ -f "$m" ] || die "$m is missing (ci/install-deps.sh --test installs it)"
 done
 "$NGINX" -V 2>&1 | grep -q -- --with-http_v2_module || die "$NGINX has no http_v2_module"
 for port in "$GW_PORT" "$FN_PORT"; do

@@ -114,9 +114,9 @@ fi
 for tool in wrk curl pgrep awk; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
-[ -x "$NGINX" ] || die "$NGINX is missing (ci/install-deps.sh installs it)"
+[ -x "$NGINX" ] || die "$NGINX is missing (ci/install-deps.sh --test installs it)"
 for m in $NGINX_LUA_MODULES; do
-    [ -f "$m" ] || die "$m is missing (ci/install-deps.sh installs it)"
+    [ -f "$m" ] || die "$m is missing (ci/install-deps.sh --test installs it)"
 done
 for port in "$GW_PORT" "$FN_PORT" "$FN_TLS_PORT"; do
     if port_in_use "$port"; then

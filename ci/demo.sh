@@ -12,8 +12,9 @@ GATEWAY_PORT=${GATEWAY_PORT:-19080}
 MOCK_PORT=${MOCK_PORT:-19090}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+started=$(date +%s)
 
-step "Installing what is missing (Debian packages, botocore)"
+step "Installing what is missing (Debian packages, botocore; nothing for testing or fuzzing)"
 ci/install-deps.sh
 
 step "Building the native library"
@@ -145,3 +146,4 @@ signed=$(grep -c " ok conn=" "$work/logs/mock.log" || true)
 echo "the mock function verified $signed SigV4 signature(s) as valid (its log: $work/logs/mock.log)"
 echo "nginx logs: $work/logs/error.log, $work/logs/access.log"
 echo "stopping nginx and the mock function"
+echo "demo done in $(($(date +%s) - started)) s (installing and building included)"

@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
-# Installs what building and testing need on Debian 12, skipping what is present.
-# Idempotent; needs root (or sudo) for apt-get.
+# Installs what is missing on Debian 12, skipping what is present. Idempotent; needs root
+# (or sudo) for apt-get.
+#
+#   ci/install-deps.sh          # building and running: nginx + lua module, botocore (ci/demo.sh)
+#   ci/install-deps.sh --test   # and testing: linters, the Test::Nginx runner, wrk,
+#                               #   luarocks, moto, rustfmt and clippy (ci/test.sh)
+# The fuzzing tools (cargo-fuzz) are ci/fuzz.sh's own.
 set -euo pipefail
+
+tests=0
+case "${1:-}" in
+    "") ;;
+    --test) tests=1 ;;
+    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
 
 APT_PACKAGES=(
     nginx-light libnginx-mod-http-lua libnginx-mod-http-ndk  # nginx 1.22 + lua-nginx-module 0.10.23 + luajit2
-    lua-check                                                # luacheck
-    libtest-base-perl libtext-diff-perl liblist-moreutils-perl  # the Test::Nginx-format runner
-    curl ca-certificates
-    wrk                                                      # ci/reload-test.sh, ci/bench.sh
-    luarocks lua5.1 make                                     # ci/install-test.sh: the rock (build type make)
+    curl ca-certificates make binutils                       # binutils: objcopy splits the debug info off
 )
+if ((tests)); then
+    APT_PACKAGES+=(
+        lua-check                                                # luacheck
+        libtest-base-perl libtext-diff-perl liblist-moreutils-perl  # the Test::Nginx-format runner
+        wrk                                                      # ci/reload-test.sh, ci/bench.sh
+        luarocks lua5.1                                          # ci/install-test.sh: the rocks
+        git                                                      # ci/clean-clone-test.sh
+    )
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -29,17 +46,25 @@ if ((${#missing[@]})); then
 fi
 
 # botocore verifies signatures in the mock function (an implementation we did not write);
-# moto's server plays STS for the credential tests. pip where python3 allows it; Debian's
-# own python3 (PEP 668) gets Debian's packages, and t/TestAWSLambda.pm and ci/demo.sh
-# fall back to /usr/bin/python3.
+# moto's server plays STS for the credential tests (tests only). pip where python3 allows
+# it; Debian's own python3 (PEP 668) gets Debian's packages, and t/TestAWSLambda.pm and
+# ci/demo.sh fall back to /usr/bin/python3.
+if ((tests)); then
+    modules="botocore, moto, flask, flask_cors"
+    pip_packages=(botocore 'moto[server]')
+    deb_packages=(python3-botocore python3-moto python3-flask python3-flask-cors)
+else
+    modules="botocore"
+    pip_packages=(botocore)
+    deb_packages=(python3-botocore)
+fi
 have_python_deps() {
-    "$1" -c "import botocore, moto, flask, flask_cors" 2>/dev/null
+    "$1" -c "import $modules" 2>/dev/null
 }
 if ! have_python_deps python3 && ! have_python_deps /usr/bin/python3; then
-    echo "installing Python packages: botocore moto[server]"
-    if ! python3 -m pip install --quiet botocore 'moto[server]' 2>/dev/null; then
-        DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq \
-            python3-botocore python3-moto python3-flask python3-flask-cors >/dev/null
+    echo "installing Python packages: ${pip_packages[*]}"
+    if ! python3 -m pip install --quiet "${pip_packages[@]}" 2>/dev/null; then
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${deb_packages[@]}" >/dev/null
     fi
 fi
 
@@ -47,14 +72,10 @@ if ! command -v cargo >/dev/null; then
     echo "cargo not found: install a Rust toolchain (rustup) first" >&2
     exit 1
 fi
-for component in rustfmt clippy; do
-    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
-        rustup component add "$component"
-    fi
-done
-
-# ci/fuzz.sh: libFuzzer targets through cargo-fuzz (built from crates.io when missing).
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "installing cargo-fuzz"
-    cargo install cargo-fuzz --locked --quiet
+if ((tests)); then
+    for component in rustfmt clippy; do
+        if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+            rustup component add "$component"
+        fi
+    done
 fi

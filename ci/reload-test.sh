@@ -19,7 +19,7 @@ work=$(mktemp -d /tmp/aws-lambda-reload.XXXXXX)
 mkdir -p "$work/logs" "$work/conf"
 
 fail() { echo "reload test: FAIL: $*" >&2; exit 1; }
-command -v wrk >/dev/null || fail "wrk is missing (ci/install-deps.sh installs it)"
+command -v wrk >/dev/null || fail "wrk is missing (ci/install-deps.sh --test installs it)"
 for port in "$GATEWAY_PORT" "$FUNCTION_PORT"; do
     if port_in_use "$port"; then
         fail "port $port is in use (set RELOAD_GATEWAY_PORT / RELOAD_FUNCTION_PORT)"

@@ -70,11 +70,11 @@ done
 
 # --- preconditions ----------------------------------------------------------------------
 for tool in wrk curl pgrep awk xargs; do
-    command -v "$tool" >/dev/null || die "$tool is missing (ci/install-deps.sh installs it)"
+    command -v "$tool" >/dev/null || die "$tool is missing (ci/install-deps.sh --test installs it)"
 done
-[ -x "$NGINX" ] || die "$NGINX is missing (ci/install-deps.sh installs it)"
+[ -x "$NGINX" ] || die "$NGINX is missing (ci/install-deps.sh --test installs it)"
 for m in $NGINX_LUA_MODULES; do
-    [ -f "$m" ] || die "$m is missing (ci/install-deps.sh installs it)"
+    [ -f "$m" ] || die "$m is missing (ci/install-deps.sh --test installs it)"
 done
 [ "$GW_PORT" != "$FN_PORT" ] || die "the gateway and function ports must differ"
 for port in "$GW_PORT" "$FN_PORT"; do

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ci/install-deps.sh
+ci/install-deps.sh --test
 
 echo "== cargo fmt"
 cargo fmt --check
@@ -15,6 +15,12 @@ echo "== luacheck"
 luacheck -q lua t/lib ci/bench
 echo "== cargo test"
 cargo test --locked
+
+echo "== a clean clone, with nothing beside it, passes the Rust and mock tests"
+ci/clean-clone-test.sh
+
+echo "== links in README.md and docs/ point somewhere"
+python3 ci/check-links.py
 
 echo "== the mock function's own tests (botocore verifier, credential servers)"
 python3 -m unittest -q t/mock/test_function.py t/mock/test_lambda_api.py 2>&1 | tail -n 3
