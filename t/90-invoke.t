@@ -372,7 +372,9 @@ the function returned a malformed proxy response
 --- request
 GET /aws
 --- error_log eval
-[qr/\[info\] .*aws-lambda: function log tail:$/, qr/^mock log line from echo$/]
+qr/\[info\] .*aws-lambda: function log tail: START RequestId: mock Version: \$LATEST\\nmock log line from echo\\nEND RequestId: mock, client: /
+--- no_error_log eval
+[qr/^(?:mock log line|END RequestId)/, '[error]', '[alert]', '[emerg]']
 
 
 
@@ -586,3 +588,22 @@ property "function_error_status" validation failed: expected 200 to be at least 
 property "invoke_endpoint" validation failed: must be an absolute http or https URL
 property "authorization" validation failed: apikey cannot be used with "function_name": the Lambda Invoke API is authorised with iam
 property "function_name" validation failed: string too short, expected at least 1, got 0
+
+
+
+=== TEST 26: a function's log tail cannot forge error-log entries: it is escaped onto one line
+--- plugin_conf
+{
+    function_name = "forged-log",
+    log_type = "Tail",
+    invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+    authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+}
+--- request
+GET /aws
+--- error_log eval
+['\n2026/01/01 00:00:00 [alert] forged\nEND RequestId: mock',
+ qr/\[info\] .*aws-lambda: function log tail: START RequestId: .*\\nmock log line from forged-log\\n2026\/01\/01 00:00:00 \[alert\] forged\\nEND RequestId: mock, client: /]
+--- no_error_log eval
+[qr/^2026\/01\/01 00:00:00 \[alert\]/, qr/^(?:mock log line|END RequestId)/, '[error]',
+ '[emerg]']

@@ -93,7 +93,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
         Err(err) => return invoke::transport_error(route, &err),
     };
     let log = if invoke.log_tail {
-        response::log_tail(&res.headers).map(|tail| format!("function log tail:\n{tail}"))
+        response::log_tail(&res.headers).map(|tail| format!("function log tail: {tail}"))
     } else {
         None
     };

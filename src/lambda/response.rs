@@ -5,6 +5,9 @@
 //! payload is the body of a 200, as function URLs and HTTP APIs do. Errors of the
 //! Invoke API itself (throttling, a missing function, bad credentials) and errors the
 //! function raised are mapped to the statuses documented in docs/invoke.md.
+//!
+//! Everything that came from AWS or the function and goes to the error log is escaped
+//! onto one line: a newline in it would let the function write log entries of its own.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -205,13 +208,35 @@ pub fn api_error(status: u16, headers: &HeaderMap, body: &[u8], secrets: &[&str]
     (answer, one_line(&line))
 }
 
-/// The function's log tail (`X-Amz-Log-Result`, base64), decoded.
+/// At most this many bytes of the escaped log tail are logged: nginx cuts an error-log
+/// entry at 2048 bytes (NGX_MAX_ERROR_STR), and its prefix and the request's details
+/// need room too.
+const TAIL_LIMIT: usize = 1024;
+
+/// The function's log tail (`X-Amz-Log-Result`, base64), decoded and escaped onto one
+/// line. Its end is kept (the last lines are the ones that tell why), `...` marking a
+/// cut.
 pub fn log_tail(headers: &HeaderMap) -> Option<String> {
     let encoded = headers.get("x-amz-log-result")?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.as_bytes())
         .ok()?;
-    Some(String::from_utf8_lossy(&bytes).trim_end().to_owned())
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim_end();
+    let (mut start, mut len) = (text.len(), 0);
+    for (at, c) in text.char_indices().rev() {
+        len += c.escape_default().len();
+        if len > TAIL_LIMIT {
+            break;
+        }
+        start = at;
+    }
+    let mut out = String::with_capacity(len.min(TAIL_LIMIT) + 3);
+    if start > 0 {
+        out.push_str("...");
+    }
+    out.extend(text[start..].chars().flat_map(char::escape_default));
+    Some(out)
 }
 
 /// At most 1000 characters, control characters escaped: one log line per failure.
@@ -328,5 +353,22 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-amz-log-result", HeaderValue::from_static("aGVsbG8K"));
         assert_eq!(log_tail(&h).as_deref(), Some("hello"));
+        let tail = "a\n2026/01/01 00:00:00 [alert] forged\r\x1b[0m\n";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tail);
+        h.insert("x-amz-log-result", HeaderValue::from_str(&encoded).unwrap());
+        assert_eq!(
+            log_tail(&h).as_deref(),
+            Some("a\\n2026/01/01 00:00:00 [alert] forged\\r\\u{1b}[0m")
+        );
+        let long = format!("first\n{}last", "x".repeat(2000));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(long);
+        h.insert("x-amz-log-result", HeaderValue::from_str(&encoded).unwrap());
+        let tail = log_tail(&h).unwrap();
+        assert!(
+            tail.starts_with("...xxx") && tail.ends_with("xlast"),
+            "{tail}"
+        );
+        assert_eq!(tail.len(), 3 + TAIL_LIMIT);
     }
+
 }
