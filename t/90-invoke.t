@@ -492,10 +492,16 @@ Lambda Invoke API answered 403 MissingAuthenticationTokenException: Missing Auth
 --- request
 GET /aws
 --- error_code: 502
---- error_log
-Lambda Invoke API answered 403 InvalidSignatureException: The request signature we calculated does not match
+--- error_log eval
+qr/Lambda Invoke API answered 403 InvalidSignatureException: The request signature we calculated does not match the signature you provided\. Check your AWS Secret Access Key and signing method\. Consult the service documentation for details\., client: /
 --- no_error_log
 wrongSecret
+Canonical String
+String-to-Sign
+x-amz-date:
+AWS4-HMAC-SHA256
+[alert]
+[emerg]
 --- response_body_unlike
 tempSessionToken|wrongSecret
 
@@ -607,3 +613,25 @@ GET /aws
 --- no_error_log eval
 [qr/^2026\/01\/01 00:00:00 \[alert\]/, qr/^(?:mock log line|END RequestId)/, '[error]',
  '[emerg]']
+
+
+
+=== TEST 27: a refused signature, message on one line: cut before the quoted canonical request
+--- plugin_conf
+{
+    function_name = "one-line-sig",
+    invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+    authorization = { iam = { accesskey = "ASIATEMPEXAMPLE", secretkey = "wrongSecret",
+                              session_token = "tempSessionTokenExample" } },
+}
+--- request
+GET /aws
+--- error_code: 502
+--- error_log eval
+qr/Lambda Invoke API answered 403 InvalidSignatureException: The request signature we calculated does not match the signature you provided\., client: /
+--- no_error_log
+wrongSecret
+Canonical String
+x-amz-date:
+[alert]
+[emerg]

@@ -180,9 +180,16 @@ pub fn api_error(status: u16, headers: &HeaderMap, body: &[u8], secrets: &[&str]
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| text(&["__type", "Type"]));
     let mut message = text(&["message", "Message"]);
-    // Everything after the first sentence of a signature error is the canonical request.
-    if let Some(cut) = message.find(" The Canonical String") {
+    // A signature error goes on to quote the canonical request and the string to sign
+    // (on the same line, or after blank lines as Lambda sends it): keep what precedes.
+    let lower = message.to_ascii_lowercase();
+    if let Some(cut) = ["the canonical string", "the string-to-sign"]
+        .iter()
+        .filter_map(|marker| lower.find(marker))
+        .min()
+    {
         message.truncate(cut);
+        message.truncate(message.trim_end().len());
     }
     let answer = match (status, error_type.as_str()) {
         // Backing off is the client's to do.
@@ -333,7 +340,20 @@ mod tests {
         let body = br#"{"Type":"User","message":"The request signature we calculated does not match. The Canonical String for this request should have been 'x-amz-security-token:TOKEN'"}"#;
         let (s, m) = api_error(403, &HeaderMap::new(), body, &["TOKEN"]);
         assert_eq!(s, 502);
-        assert!(!m.contains("TOKEN") && m.contains("403 User:"), "{m}");
+        assert_eq!(
+            m,
+            "Lambda Invoke API answered 403 User: The request signature we calculated does not match."
+        );
+        // Lambda's own form: blank lines, then both quotes.
+        let body = br#"{"message":"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'POST\n/\n\nhost:x\n'\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n20260101T000000Z'\n"}"#;
+        let (_, m) = api_error(403, &HeaderMap::new(), body, &[]);
+        assert!(
+            m.ends_with("Consult the service documentation for details."),
+            "{m}"
+        );
+        let body = br#"{"message":"Signature mismatch.\nthe string-to-sign should have been 'AWS4-HMAC-SHA256'"}"#;
+        let (_, m) = api_error(403, &HeaderMap::new(), body, &[]);
+        assert!(m.ends_with("error: Signature mismatch."), "{m}");
         let (s, _) = api_error(409, &HeaderMap::new(), b"", &[]);
         assert_eq!(s, 503);
         let (s, m) = api_error(404, &HeaderMap::new(), b"<html>", &[]);
