@@ -635,3 +635,18 @@ Canonical String
 x-amz-date:
 [alert]
 [emerg]
+
+
+
+=== TEST 28: the client's proxy credentials (Proxy-Authorization, Proxy-Authenticate) stay out of the event
+--- request
+GET /aws
+--- more_headers
+Proxy-Authorization: Basic cHJveHk6c2VjcmV0
+Proxy-Authenticate: Basic realm="proxy"
+Proxy-Connection: keep-alive
+X-End-To-End: kept
+--- response_body_like chomp
+"x-end-to-end": "kept"
+--- response_body_unlike chomp
+(?i)proxy-(?:authorization|authenticate|connection)|cHJveHk6c2VjcmV0
