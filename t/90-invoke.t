@@ -650,3 +650,38 @@ X-End-To-End: kept
 "x-end-to-end": "kept"
 --- response_body_unlike chomp
 (?i)proxy-(?:authorization|authenticate|connection)|cHJveHk6c2VjcmV0
+
+
+
+=== TEST 29: throttling (429) and an unavailable Lambda (503) keep Lambda's Retry-After
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            for _, name in ipairs({ "throttle", "unavailable", "updating", "nosuchfunction" }) do
+                local res = assert(client.request({ path = "/fn/" .. name }))
+                ngx.say(name, " ", res.status, " Retry-After: ",
+                        res.headers["retry-after"] or "none")
+            end
+        }
+    }
+    location ~ ^/fn/(.+)$ {
+        access_by_lua_block {
+            local name = ngx.var[1]
+            CONFS = CONFS or {}
+            CONFS[name] = CONFS[name] or {
+                function_name = name,
+                invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+                authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+            }
+            require("apisix.plugins.aws-lambda.openresty").run(CONFS[name])
+        }
+    }
+--- response_body
+throttle 429 Retry-After: 7
+unavailable 503 Retry-After: 5
+updating 503 Retry-After: none
+nosuchfunction 502 Retry-After: none
+--- error_log
+Lambda Invoke API answered 429 TooManyRequestsException: Rate Exceeded.
+Lambda Invoke API answered 503 ServiceUnavailableException: Service Unavailable

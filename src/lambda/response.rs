@@ -13,7 +13,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, SET_COOKIE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
 use http::HeaderMap;
 use serde_json::Value;
 
@@ -215,6 +215,20 @@ pub fn api_error(status: u16, headers: &HeaderMap, body: &[u8], secrets: &[&str]
     (answer, one_line(&line))
 }
 
+/// `Retry-After` as `name:value\n` for the client, when Lambda sent one with a status
+/// that the client answers as 429 or 503 (`answer`): waiting is the client's to do.
+pub fn retry_after(answer: u16, headers: &HeaderMap) -> Vec<u8> {
+    let value = match (answer, headers.get(RETRY_AFTER)) {
+        (429 | 503, Some(value)) => value,
+        _ => return Vec::new(),
+    };
+    // Visible ASCII only, as a delay or an HTTP date is.
+    match value.to_str() {
+        Ok(value) if !value.is_empty() => format!("Retry-After:{value}\n").into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
 /// At most this many bytes of the escaped log tail are logged: nginx cuts an error-log
 /// entry at 2048 bytes (NGX_MAX_ERROR_STR), and its prefix and the request's details
 /// need room too.
@@ -391,4 +405,13 @@ mod tests {
         assert_eq!(tail.len(), 3 + TAIL_LIMIT);
     }
 
+    #[test]
+    fn retry_after_for_429_and_503() {
+        let mut h = HeaderMap::new();
+        assert!(retry_after(429, &h).is_empty());
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(429, &h), b"Retry-After:7\n");
+        assert_eq!(retry_after(503, &h), b"Retry-After:7\n");
+        assert!(retry_after(502, &h).is_empty());
+    }
 }
