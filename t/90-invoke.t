@@ -135,7 +135,7 @@ qr/^(?=.*"body": null)(?=.*"multiValueQueryStringParameters": null, "path": "\/a
 
 
 
-=== TEST 6: cookies and multi-value headers from a 2.0 response
+=== TEST 6: cookies and multi-value headers from a 2.0 response; its multiValueHeaders are ignored
 --- plugin_conf
 {
     function_name = "cookies",
@@ -150,6 +150,7 @@ Set-Cookie: b=2; Path=/\r
 --- response_headers
 X-Single: s
 X-Multi: 1,2
+!X-Only-Multi
 --- response_body chomp
 cookies
 

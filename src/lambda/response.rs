@@ -69,7 +69,9 @@ pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, Str
                             (
                                 r.status_code,
                                 r.headers,
-                                r.multi_value_headers,
+                                // HTTP APIs and function URLs ignore `multiValueHeaders`
+                                // in a 2.0 response: the format has none.
+                                HeaderMap::new(),
                                 r.cookies,
                                 r.body,
                                 r.is_base64_encoded,
@@ -305,6 +307,18 @@ mod tests {
         assert_eq!(multi, ["1", "2"]);
         assert_eq!(a.headers["x-s"], "s");
         assert_eq!(a.body, "text");
+    }
+
+    #[test]
+    fn v2_ignores_multi_value_headers() {
+        let a = answer(
+            PayloadFormat::ApigwV2,
+            r#"{"statusCode":200,"headers":{"x-m":"1,2"},
+                "multiValueHeaders":{"X-M":["a","b"],"X-Only":["o"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.headers.get_all("x-m").iter().collect::<Vec<_>>(), ["1,2"]);
+        assert!(a.headers.get("x-only").is_none());
     }
 
     #[test]

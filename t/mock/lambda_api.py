@@ -20,7 +20,8 @@ Functions (the name part of FunctionName, which may be an ARN):
                 content-type
   raw-echo      returns the payload unchanged (not a proxy response)
   cookies       proxy response with two cookies and a multi-value header
-                (`cookies` for a 2.0 event, multiValueHeaders for 1.0)
+                (`cookies` for a 2.0 event, multiValueHeaders for 1.0); the 2.0
+                answer also has multiValueHeaders, which 2.0 ignores
   untyped       proxy response without headers (no content-type)
   forged-log    answers like echo; its log tail has a line that looks like an
                 nginx log entry
@@ -350,6 +351,7 @@ def invoke(raw_name, query, headers, body, verdict, log):
                       "body": "cookies"}
         else:
             result = {"statusCode": 200, "headers": {"x-single": "s", "x-multi": "1,2"},
+                      "multiValueHeaders": {"X-Multi": ["ignored"], "X-Only-Multi": ["ignored"]},
                       "cookies": ["a=1; Path=/", "b=2; Path=/"], "body": "cookies"}
     elif name == "untyped":
         result = {"statusCode": 200, "body": "no content-type"}

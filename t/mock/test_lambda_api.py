@@ -160,6 +160,9 @@ class Invoke(unittest.TestCase):
 
     def test_response_shapes(self):
         v2 = json.dumps(V2_EXAMPLE).encode()
+        result = json.loads(self.call("cookies", body=v2)[2])
+        self.assertEqual(result["headers"]["x-multi"], "1,2")
+        self.assertIn("X-Only-Multi", result["multiValueHeaders"])
         result = json.loads(self.call("untyped", body=v2)[2])
         self.assertEqual((result["statusCode"], result.get("headers")), (200, None))
 
