@@ -686,3 +686,38 @@ nosuchfunction 502 Retry-After: none
 --- error_log
 Lambda Invoke API answered 429 TooManyRequestsException: Rate Exceeded.
 Lambda Invoke API answered 503 ServiceUnavailableException: Service Unavailable
+
+
+
+=== TEST 30: no Content-Type from the function: application/json for a proxy response (v2, v1), by the payload for raw
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            for _, path in ipairs({ "/v2", "/v1", "/raw-json", "/raw-bytes" }) do
+                local res = assert(client.request({ method = "POST", path = path,
+                                                    body = '{"a": 1}' }))
+                ngx.say(path, " ", res.status, " ", res.headers["content-type"], " ",
+                        res.body)
+            end
+        }
+    }
+    location ~ ^/(v2|v1|raw-json|raw-bytes)$ {
+        access_by_lua_block {
+            local route = ngx.var[1]
+            CONFS = CONFS or {}
+            CONFS[route] = CONFS[route] or {
+                function_name = ({ v2 = "untyped", v1 = "untyped", ["raw-json"] = "raw-echo",
+                                   ["raw-bytes"] = "malformed" })[route],
+                payload_format = ({ v2 = "apigw_v2", v1 = "apigw_v1" })[route] or "raw",
+                invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+                authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+            }
+            require("apisix.plugins.aws-lambda.openresty").run(CONFS[route])
+        }
+    }
+--- response_body
+/v2 200 application/json no content-type
+/v1 200 application/json no content-type
+/raw-json 200 application/json {"a": 1}
+/raw-bytes 200 application/octet-stream {not json

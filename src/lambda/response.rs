@@ -15,6 +15,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
 use http::HeaderMap;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::config::PayloadFormat;
@@ -31,9 +32,9 @@ pub struct Answer {
 /// the log (the client gets a 502): the payload is not JSON, or not a valid proxy
 /// response.
 pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, String> {
-    let json_body = |payload| {
+    let body_of = |payload, content_type| {
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         Answer {
             status: 200,
             headers,
@@ -41,7 +42,16 @@ pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, Str
         }
     };
     if format == PayloadFormat::Raw {
-        return Ok(json_body(payload));
+        // Lambda passes a custom runtime's bytes on unchecked: only JSON is labelled so.
+        let is_json = serde_json::from_slice::<IgnoredAny>(&payload).is_ok();
+        return Ok(body_of(
+            payload,
+            if is_json {
+                "application/json"
+            } else {
+                "application/octet-stream"
+            },
+        ));
     }
     let value: Value = serde_json::from_slice(&payload)
         .map_err(|e| format!("the function's payload is not JSON: {e}"))?;
@@ -84,7 +94,7 @@ pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, Str
                 .map_err(|e| format!("the function returned a malformed proxy response: {e}"))?;
             proxy_answer(status, headers, multi, cookies, body, base64)
         }
-        _ => Ok(json_body(payload)),
+        _ => Ok(body_of(payload, "application/json")),
     }
 }
 
@@ -139,6 +149,11 @@ fn proxy_answer(
         // `Body` is non-exhaustive.
         Some(_) => return Err("the function returned a malformed proxy response: body".to_owned()),
     };
+    // REST APIs and function URLs label a proxy response without one as JSON (HTTP APIs
+    // have been seen to answer text/plain; docs/invoke.md says why JSON here).
+    if !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     Ok(Answer {
         status,
         headers,
@@ -319,6 +334,30 @@ mod tests {
         .unwrap();
         assert_eq!(a.headers.get_all("x-m").iter().collect::<Vec<_>>(), ["1,2"]);
         assert!(a.headers.get("x-only").is_none());
+    }
+
+    #[test]
+    fn content_type_defaults() {
+        for format in [PayloadFormat::ApigwV1, PayloadFormat::ApigwV2] {
+            let a = answer(format, r#"{"statusCode":200,"body":"<p>hi</p>"}"#).unwrap();
+            assert_eq!(a.headers[CONTENT_TYPE], "application/json", "{format:?}");
+            let a = answer(
+                format,
+                r#"{"statusCode":200,"headers":{"Content-Type":"text/html"},"body":"x"}"#,
+            )
+            .unwrap();
+            assert_eq!(a.headers[CONTENT_TYPE], "text/html", "{format:?}");
+        }
+        let a = answer(
+            PayloadFormat::ApigwV1,
+            r#"{"statusCode":200,"multiValueHeaders":{"content-type":["text/csv"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.headers[CONTENT_TYPE], "text/csv");
+        let raw = answer(PayloadFormat::Raw, "not json at all").unwrap();
+        assert_eq!(raw.headers[CONTENT_TYPE], "application/octet-stream");
+        let raw = answer(PayloadFormat::Raw, " [1, 2] ").unwrap();
+        assert_eq!(raw.headers[CONTENT_TYPE], "application/json");
     }
 
     #[test]
