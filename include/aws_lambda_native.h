@@ -85,11 +85,12 @@ typedef struct AwslRequest {
 } AwslRequest;
 
 /*
- What `awsl_ticket_take` reports. When `is_error` is 0, the buffer holds
- `head_len` bytes of response headers (`name:value\n` lines) followed by `body_len`
- bytes of body. When `is_error` is 1, `status` is the status to answer and the buffer
- holds a `body_len`-byte message for the error log. Either way `log_len` bytes
- follow: a message for the error log at info level (the function's log tail).
+ What `awsl_ticket_take` reports. The buffer holds `head_len` bytes of response
+ headers (`name:value\n` lines), then `body_len` bytes, then `log_len` bytes of a
+ message for the error log at info level (the function's log tail). When `is_error`
+ is 0, the `body_len` bytes are the body. When `is_error` is 1, `status` is the
+ status to answer, with the headers (`Retry-After` of a throttled call), and the
+ `body_len` bytes are a message for the error log.
  */
 typedef struct AwslResponse {
   int status;

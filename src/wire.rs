@@ -179,8 +179,10 @@ fn push_pct(out: &mut String, b: u8) {
 // Header classification.
 //
 // Hop-by-hop: RFC 9110 §7.6.1 (Connection and the fields it names; Proxy-Connection,
-// Keep-Alive, TE, Transfer-Encoding, Upgrade), Trailer from RFC 2616 §13.5.1, and
-// Expect (RFC 9110 §10.1.1), which nginx has already answered and must not be repeated.
+// Keep-Alive, TE, Transfer-Encoding, Upgrade), Trailer, Proxy-Authorization and
+// Proxy-Authenticate from RFC 2616 §13.5.1 (credentials between the client and its proxy:
+// never forwarded, signed or put into an event), and Expect (RFC 9110 §10.1.1), which
+// nginx has already answered and must not be repeated.
 //
 // Unsigned: the AWS SigV4 docs ("Create a canonical request": sign host and the x-amz-*
 // headers; others are optional), botocore's SIGNED_HEADERS_BLACKLIST (expect,
@@ -192,6 +194,8 @@ fn push_pct(out: &mut String, b: u8) {
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
     "proxy-connection",
     "te",
     "trailer",
@@ -467,6 +471,8 @@ mod tests {
             "Connection",
             "keep-alive",
             "Proxy-Connection",
+            "proxy-authorization",
+            "Proxy-Authenticate",
             "TE",
             "trailer",
             "Transfer-Encoding",

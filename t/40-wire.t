@@ -175,3 +175,22 @@ waiting after the call ended: 0
 untaken outcomes held until they expire: 1
 --- no_error_log
 [error]
+
+
+
+=== TEST 8: the client's proxy credentials are neither forwarded nor signed
+--- plugin_conf
+{
+    function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
+    authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+}
+--- request
+GET /aws
+--- more_headers
+Proxy-Authorization: Basic cHJveHk6c2VjcmV0
+Proxy-Authenticate: Basic realm="proxy"
+X-End-To-End: kept
+--- response_body_like chomp
+\nsignature: ok\nsigned_headers: [^\n]*x-end-to-end[^\n]*\n(?s:.*)\nheader: x-end-to-end: kept\n
+--- response_body_unlike chomp
+(?i)proxy-auth|cHJveHk6c2VjcmV0

@@ -135,7 +135,7 @@ qr/^(?=.*"body": null)(?=.*"multiValueQueryStringParameters": null, "path": "\/a
 
 
 
-=== TEST 6: cookies and multi-value headers from a 2.0 response
+=== TEST 6: cookies and multi-value headers from a 2.0 response; its multiValueHeaders are ignored
 --- plugin_conf
 {
     function_name = "cookies",
@@ -150,6 +150,7 @@ Set-Cookie: b=2; Path=/\r
 --- response_headers
 X-Single: s
 X-Multi: 1,2
+!X-Only-Multi
 --- response_body chomp
 cookies
 
@@ -372,7 +373,9 @@ the function returned a malformed proxy response
 --- request
 GET /aws
 --- error_log eval
-[qr/\[info\] .*aws-lambda: function log tail:$/, qr/^mock log line from echo$/]
+qr/\[info\] .*aws-lambda: function log tail: START RequestId: mock Version: \$LATEST\\nmock log line from echo\\nEND RequestId: mock, client: /
+--- no_error_log eval
+[qr/^(?:mock log line|END RequestId)/, '[error]', '[alert]', '[emerg]']
 
 
 
@@ -490,10 +493,16 @@ Lambda Invoke API answered 403 MissingAuthenticationTokenException: Missing Auth
 --- request
 GET /aws
 --- error_code: 502
---- error_log
-Lambda Invoke API answered 403 InvalidSignatureException: The request signature we calculated does not match
+--- error_log eval
+qr/Lambda Invoke API answered 403 InvalidSignatureException: The request signature we calculated does not match the signature you provided\. Check your AWS Secret Access Key and signing method\. Consult the service documentation for details\., client: /
 --- no_error_log
 wrongSecret
+Canonical String
+String-to-Sign
+x-amz-date:
+AWS4-HMAC-SHA256
+[alert]
+[emerg]
 --- response_body_unlike
 tempSessionToken|wrongSecret
 
@@ -586,3 +595,129 @@ property "function_error_status" validation failed: expected 200 to be at least 
 property "invoke_endpoint" validation failed: must be an absolute http or https URL
 property "authorization" validation failed: apikey cannot be used with "function_name": the Lambda Invoke API is authorised with iam
 property "function_name" validation failed: string too short, expected at least 1, got 0
+
+
+
+=== TEST 26: a function's log tail cannot forge error-log entries: it is escaped onto one line
+--- plugin_conf
+{
+    function_name = "forged-log",
+    log_type = "Tail",
+    invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+    authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+}
+--- request
+GET /aws
+--- error_log eval
+['\n2026/01/01 00:00:00 [alert] forged\nEND RequestId: mock',
+ qr/\[info\] .*aws-lambda: function log tail: START RequestId: .*\\nmock log line from forged-log\\n2026\/01\/01 00:00:00 \[alert\] forged\\nEND RequestId: mock, client: /]
+--- no_error_log eval
+[qr/^2026\/01\/01 00:00:00 \[alert\]/, qr/^(?:mock log line|END RequestId)/, '[error]',
+ '[emerg]']
+
+
+
+=== TEST 27: a refused signature, message on one line: cut before the quoted canonical request
+--- plugin_conf
+{
+    function_name = "one-line-sig",
+    invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+    authorization = { iam = { accesskey = "ASIATEMPEXAMPLE", secretkey = "wrongSecret",
+                              session_token = "tempSessionTokenExample" } },
+}
+--- request
+GET /aws
+--- error_code: 502
+--- error_log eval
+qr/Lambda Invoke API answered 403 InvalidSignatureException: The request signature we calculated does not match the signature you provided\., client: /
+--- no_error_log
+wrongSecret
+Canonical String
+x-amz-date:
+[alert]
+[emerg]
+
+
+
+=== TEST 28: the client's proxy credentials (Proxy-Authorization, Proxy-Authenticate) stay out of the event
+--- request
+GET /aws
+--- more_headers
+Proxy-Authorization: Basic cHJveHk6c2VjcmV0
+Proxy-Authenticate: Basic realm="proxy"
+Proxy-Connection: keep-alive
+X-End-To-End: kept
+--- response_body_like chomp
+"x-end-to-end": "kept"
+--- response_body_unlike chomp
+(?i)proxy-(?:authorization|authenticate|connection)|cHJveHk6c2VjcmV0
+
+
+
+=== TEST 29: throttling (429) and an unavailable Lambda (503) keep Lambda's Retry-After
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            for _, name in ipairs({ "throttle", "unavailable", "updating", "nosuchfunction" }) do
+                local res = assert(client.request({ path = "/fn/" .. name }))
+                ngx.say(name, " ", res.status, " Retry-After: ",
+                        res.headers["retry-after"] or "none")
+            end
+        }
+    }
+    location ~ ^/fn/(.+)$ {
+        access_by_lua_block {
+            local name = ngx.var[1]
+            CONFS = CONFS or {}
+            CONFS[name] = CONFS[name] or {
+                function_name = name,
+                invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+                authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+            }
+            require("apisix.plugins.aws-lambda.openresty").run(CONFS[name])
+        }
+    }
+--- response_body
+throttle 429 Retry-After: 7
+unavailable 503 Retry-After: 5
+updating 503 Retry-After: none
+nosuchfunction 502 Retry-After: none
+--- error_log
+Lambda Invoke API answered 429 TooManyRequestsException: Rate Exceeded.
+Lambda Invoke API answered 503 ServiceUnavailableException: Service Unavailable
+
+
+
+=== TEST 30: no Content-Type from the function: application/json for a proxy response (v2, v1), by the payload for raw
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            for _, path in ipairs({ "/v2", "/v1", "/raw-json", "/raw-bytes" }) do
+                local res = assert(client.request({ method = "POST", path = path,
+                                                    body = '{"a": 1}' }))
+                ngx.say(path, " ", res.status, " ", res.headers["content-type"], " ",
+                        res.body)
+            end
+        }
+    }
+    location ~ ^/(v2|v1|raw-json|raw-bytes)$ {
+        access_by_lua_block {
+            local route = ngx.var[1]
+            CONFS = CONFS or {}
+            CONFS[route] = CONFS[route] or {
+                function_name = ({ v2 = "untyped", v1 = "untyped", ["raw-json"] = "raw-echo",
+                                   ["raw-bytes"] = "malformed" })[route],
+                payload_format = ({ v2 = "apigw_v2", v1 = "apigw_v1" })[route] or "raw",
+                invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+                authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+            }
+            require("apisix.plugins.aws-lambda.openresty").run(CONFS[route])
+        }
+    }
+--- response_body
+/v2 200 application/json no content-type
+/v1 200 application/json no content-type
+/raw-json 200 application/json {"a": 1}
+/raw-bytes 200 application/octet-stream {not json

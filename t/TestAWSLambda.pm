@@ -32,7 +32,7 @@ package t::TestAWSLambda;
 #   unless it expects an --- error_log), and a block without
 #   --- request a `GET /t`; blocks run once each, in order;
 # - adds every string in @t::TestAWSLambda::NeverLogged (secrets) to every
-#   block's --- no_error_log;
+#   block's --- no_error_log (text or an eval'd list);
 # - turns a --- plugin_conf section (a Lua expression for the plugin's
 #   configuration table) into the plugin on two routes, the way APISIX runs
 #   it in its access phase: `location = /aws` (no path suffix) and
@@ -242,8 +242,11 @@ add_block_preprocessor(sub {
     }
     $block->set_value('request', 'GET /t') if !defined $block->request;
     if (@NeverLogged) {
-        $block->set_value('no_error_log',
-                          join("\n", grep { $_ ne '' } $block->no_error_log // '', @NeverLogged));
+        my $never = $block->no_error_log;
+        # a `--- no_error_log eval` list keeps its patterns (regexes among them)
+        $block->set_value('no_error_log', ref $never eq 'ARRAY'
+            ? [@$never, @NeverLogged]
+            : join("\n", grep { $_ ne '' } $never // '', @NeverLogged));
     }
 
     my $conf = $block->plugin_conf;

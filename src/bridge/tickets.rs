@@ -19,10 +19,12 @@ pub enum Outcome {
         body: Bytes,
         log: Option<String>,
     },
-    /// The request failed: the status to answer, a message for the error log (never
-    /// containing a secret), and as above an info-level message.
+    /// The request failed: the status to answer, headers to answer it with (as
+    /// `name:value\n` lines: `Retry-After` of a throttled call), a message for the error
+    /// log (never containing a secret), and as above an info-level message.
     Error {
         status: u16,
+        head: Vec<u8>,
         message: String,
         log: Option<String>,
     },
@@ -32,6 +34,7 @@ impl Outcome {
     pub fn error(status: u16, message: impl Into<String>) -> Self {
         Outcome::Error {
             status,
+            head: Vec::new(),
             message: message.into(),
             log: None,
         }

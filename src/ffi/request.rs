@@ -41,11 +41,12 @@ pub struct AwslRequest {
     pub context_len: usize,
 }
 
-/// What `awsl_ticket_take` reports. When `is_error` is 0, the buffer holds
-/// `head_len` bytes of response headers (`name:value\n` lines) followed by `body_len`
-/// bytes of body. When `is_error` is 1, `status` is the status to answer and the buffer
-/// holds a `body_len`-byte message for the error log. Either way `log_len` bytes
-/// follow: a message for the error log at info level (the function's log tail).
+/// What `awsl_ticket_take` reports. The buffer holds `head_len` bytes of response
+/// headers (`name:value\n` lines), then `body_len` bytes, then `log_len` bytes of a
+/// message for the error log at info level (the function's log tail). When `is_error`
+/// is 0, the `body_len` bytes are the body. When `is_error` is 1, `status` is the
+/// status to answer, with the headers (`Retry-After` of a throttled call), and the
+/// `body_len` bytes are a message for the error log.
 #[repr(C)]
 pub struct AwslResponse {
     pub status: c_int,
@@ -169,9 +170,10 @@ pub unsafe extern "C" fn awsl_ticket_take(
             } => (*status, 0, head, body, log),
             Outcome::Error {
                 status,
+                head,
                 message,
                 log,
-            } => (*status, 1, &[], message.as_bytes(), log),
+            } => (*status, 1, head, message.as_bytes(), log),
         };
         let log = log.as_deref().unwrap_or_default().as_bytes();
         *out = AwslResponse {

@@ -93,7 +93,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
         Err(err) => return invoke::transport_error(route, &err),
     };
     let log = if invoke.log_tail {
-        response::log_tail(&res.headers).map(|tail| format!("function log tail:\n{tail}"))
+        response::log_tail(&res.headers).map(|tail| format!("function log tail: {tail}"))
     } else {
         None
     };
@@ -112,6 +112,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
             let (status, message) = response::api_error(status, &res.headers, &res.body, &secrets);
             return Outcome::Error {
                 status,
+                head: response::retry_after(status, &res.headers),
                 message,
                 log,
             };
@@ -120,6 +121,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
     if let Some(kind) = res.headers.get("x-amz-function-error") {
         return Outcome::Error {
             status: invoke.function_error_status,
+            head: Vec::new(),
             message: response::function_error(&String::from_utf8_lossy(kind.as_bytes()), &res.body),
             log,
         };
@@ -137,6 +139,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
         },
         Err(message) => Outcome::Error {
             status: 502,
+            head: Vec::new(),
             message,
             log,
         },

@@ -5,13 +5,17 @@
 //! payload is the body of a 200, as function URLs and HTTP APIs do. Errors of the
 //! Invoke API itself (throttling, a missing function, bad credentials) and errors the
 //! function raised are mapped to the statuses documented in docs/invoke.md.
+//!
+//! Everything that came from AWS or the function and goes to the error log is escaped
+//! onto one line: a newline in it would let the function write log entries of its own.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, SET_COOKIE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
 use http::HeaderMap;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::config::PayloadFormat;
@@ -28,9 +32,9 @@ pub struct Answer {
 /// the log (the client gets a 502): the payload is not JSON, or not a valid proxy
 /// response.
 pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, String> {
-    let json_body = |payload| {
+    let body_of = |payload, content_type| {
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         Answer {
             status: 200,
             headers,
@@ -38,7 +42,16 @@ pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, Str
         }
     };
     if format == PayloadFormat::Raw {
-        return Ok(json_body(payload));
+        // Lambda passes a custom runtime's bytes on unchecked: only JSON is labelled so.
+        let is_json = serde_json::from_slice::<IgnoredAny>(&payload).is_ok();
+        return Ok(body_of(
+            payload,
+            if is_json {
+                "application/json"
+            } else {
+                "application/octet-stream"
+            },
+        ));
     }
     let value: Value = serde_json::from_slice(&payload)
         .map_err(|e| format!("the function's payload is not JSON: {e}"))?;
@@ -66,7 +79,9 @@ pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, Str
                             (
                                 r.status_code,
                                 r.headers,
-                                r.multi_value_headers,
+                                // HTTP APIs and function URLs ignore `multiValueHeaders`
+                                // in a 2.0 response: the format has none.
+                                HeaderMap::new(),
                                 r.cookies,
                                 r.body,
                                 r.is_base64_encoded,
@@ -79,7 +94,7 @@ pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, Str
                 .map_err(|e| format!("the function returned a malformed proxy response: {e}"))?;
             proxy_answer(status, headers, multi, cookies, body, base64)
         }
-        _ => Ok(json_body(payload)),
+        _ => Ok(body_of(payload, "application/json")),
     }
 }
 
@@ -134,6 +149,11 @@ fn proxy_answer(
         // `Body` is non-exhaustive.
         Some(_) => return Err("the function returned a malformed proxy response: body".to_owned()),
     };
+    // REST APIs and function URLs label a proxy response without one as JSON (HTTP APIs
+    // have been seen to answer text/plain; docs/invoke.md says why JSON here).
+    if !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     Ok(Answer {
         status,
         headers,
@@ -177,9 +197,16 @@ pub fn api_error(status: u16, headers: &HeaderMap, body: &[u8], secrets: &[&str]
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| text(&["__type", "Type"]));
     let mut message = text(&["message", "Message"]);
-    // Everything after the first sentence of a signature error is the canonical request.
-    if let Some(cut) = message.find(" The Canonical String") {
+    // A signature error goes on to quote the canonical request and the string to sign
+    // (on the same line, or after blank lines as Lambda sends it): keep what precedes.
+    let lower = message.to_ascii_lowercase();
+    if let Some(cut) = ["the canonical string", "the string-to-sign"]
+        .iter()
+        .filter_map(|marker| lower.find(marker))
+        .min()
+    {
         message.truncate(cut);
+        message.truncate(message.trim_end().len());
     }
     let answer = match (status, error_type.as_str()) {
         // Backing off is the client's to do.
@@ -205,13 +232,49 @@ pub fn api_error(status: u16, headers: &HeaderMap, body: &[u8], secrets: &[&str]
     (answer, one_line(&line))
 }
 
-/// The function's log tail (`X-Amz-Log-Result`, base64), decoded.
+/// `Retry-After` as `name:value\n` for the client, when Lambda sent one with a status
+/// that the client answers as 429 or 503 (`answer`): waiting is the client's to do.
+pub fn retry_after(answer: u16, headers: &HeaderMap) -> Vec<u8> {
+    let value = match (answer, headers.get(RETRY_AFTER)) {
+        (429 | 503, Some(value)) => value,
+        _ => return Vec::new(),
+    };
+    // Visible ASCII only, as a delay or an HTTP date is.
+    match value.to_str() {
+        Ok(value) if !value.is_empty() => format!("Retry-After:{value}\n").into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
+/// At most this many bytes of the escaped log tail are logged: nginx cuts an error-log
+/// entry at 2048 bytes (NGX_MAX_ERROR_STR), and its prefix and the request's details
+/// need room too.
+const TAIL_LIMIT: usize = 1024;
+
+/// The function's log tail (`X-Amz-Log-Result`, base64), decoded and escaped onto one
+/// line. Its end is kept (the last lines are the ones that tell why), `...` marking a
+/// cut.
 pub fn log_tail(headers: &HeaderMap) -> Option<String> {
     let encoded = headers.get("x-amz-log-result")?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.as_bytes())
         .ok()?;
-    Some(String::from_utf8_lossy(&bytes).trim_end().to_owned())
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim_end();
+    let (mut start, mut len) = (text.len(), 0);
+    for (at, c) in text.char_indices().rev() {
+        len += c.escape_default().len();
+        if len > TAIL_LIMIT {
+            break;
+        }
+        start = at;
+    }
+    let mut out = String::with_capacity(len.min(TAIL_LIMIT) + 3);
+    if start > 0 {
+        out.push_str("...");
+    }
+    out.extend(text[start..].chars().flat_map(char::escape_default));
+    Some(out)
 }
 
 /// At most 1000 characters, control characters escaped: one log line per failure.
@@ -262,6 +325,42 @@ mod tests {
     }
 
     #[test]
+    fn v2_ignores_multi_value_headers() {
+        let a = answer(
+            PayloadFormat::ApigwV2,
+            r#"{"statusCode":200,"headers":{"x-m":"1,2"},
+                "multiValueHeaders":{"X-M":["a","b"],"X-Only":["o"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.headers.get_all("x-m").iter().collect::<Vec<_>>(), ["1,2"]);
+        assert!(a.headers.get("x-only").is_none());
+    }
+
+    #[test]
+    fn content_type_defaults() {
+        for format in [PayloadFormat::ApigwV1, PayloadFormat::ApigwV2] {
+            let a = answer(format, r#"{"statusCode":200,"body":"<p>hi</p>"}"#).unwrap();
+            assert_eq!(a.headers[CONTENT_TYPE], "application/json", "{format:?}");
+            let a = answer(
+                format,
+                r#"{"statusCode":200,"headers":{"Content-Type":"text/html"},"body":"x"}"#,
+            )
+            .unwrap();
+            assert_eq!(a.headers[CONTENT_TYPE], "text/html", "{format:?}");
+        }
+        let a = answer(
+            PayloadFormat::ApigwV1,
+            r#"{"statusCode":200,"multiValueHeaders":{"content-type":["text/csv"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.headers[CONTENT_TYPE], "text/csv");
+        let raw = answer(PayloadFormat::Raw, "not json at all").unwrap();
+        assert_eq!(raw.headers[CONTENT_TYPE], "application/octet-stream");
+        let raw = answer(PayloadFormat::Raw, " [1, 2] ").unwrap();
+        assert_eq!(raw.headers[CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
     fn other_payloads_are_json_bodies() {
         let a = answer(PayloadFormat::ApigwV2, r#"{"hello":"world"}"#).unwrap();
         assert_eq!(
@@ -308,7 +407,20 @@ mod tests {
         let body = br#"{"Type":"User","message":"The request signature we calculated does not match. The Canonical String for this request should have been 'x-amz-security-token:TOKEN'"}"#;
         let (s, m) = api_error(403, &HeaderMap::new(), body, &["TOKEN"]);
         assert_eq!(s, 502);
-        assert!(!m.contains("TOKEN") && m.contains("403 User:"), "{m}");
+        assert_eq!(
+            m,
+            "Lambda Invoke API answered 403 User: The request signature we calculated does not match."
+        );
+        // Lambda's own form: blank lines, then both quotes.
+        let body = br#"{"message":"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'POST\n/\n\nhost:x\n'\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n20260101T000000Z'\n"}"#;
+        let (_, m) = api_error(403, &HeaderMap::new(), body, &[]);
+        assert!(
+            m.ends_with("Consult the service documentation for details."),
+            "{m}"
+        );
+        let body = br#"{"message":"Signature mismatch.\nthe string-to-sign should have been 'AWS4-HMAC-SHA256'"}"#;
+        let (_, m) = api_error(403, &HeaderMap::new(), body, &[]);
+        assert!(m.ends_with("error: Signature mismatch."), "{m}");
         let (s, _) = api_error(409, &HeaderMap::new(), b"", &[]);
         assert_eq!(s, 503);
         let (s, m) = api_error(404, &HeaderMap::new(), b"<html>", &[]);
@@ -328,5 +440,31 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-amz-log-result", HeaderValue::from_static("aGVsbG8K"));
         assert_eq!(log_tail(&h).as_deref(), Some("hello"));
+        let tail = "a\n2026/01/01 00:00:00 [alert] forged\r\x1b[0m\n";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tail);
+        h.insert("x-amz-log-result", HeaderValue::from_str(&encoded).unwrap());
+        assert_eq!(
+            log_tail(&h).as_deref(),
+            Some("a\\n2026/01/01 00:00:00 [alert] forged\\r\\u{1b}[0m")
+        );
+        let long = format!("first\n{}last", "x".repeat(2000));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(long);
+        h.insert("x-amz-log-result", HeaderValue::from_str(&encoded).unwrap());
+        let tail = log_tail(&h).unwrap();
+        assert!(
+            tail.starts_with("...xxx") && tail.ends_with("xlast"),
+            "{tail}"
+        );
+        assert_eq!(tail.len(), 3 + TAIL_LIMIT);
+    }
+
+    #[test]
+    fn retry_after_for_429_and_503() {
+        let mut h = HeaderMap::new();
+        assert!(retry_after(429, &h).is_empty());
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(429, &h), b"Retry-After:7\n");
+        assert_eq!(retry_after(503, &h), b"Retry-After:7\n");
+        assert!(retry_after(502, &h).is_empty());
     }
 }

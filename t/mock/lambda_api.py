@@ -20,14 +20,24 @@ Functions (the name part of FunctionName, which may be an ARN):
                 content-type
   raw-echo      returns the payload unchanged (not a proxy response)
   cookies       proxy response with two cookies and a multi-value header
-                (`cookies` for a 2.0 event, multiValueHeaders for 1.0)
+                (`cookies` for a 2.0 event, multiValueHeaders for 1.0); the 2.0
+                answer also has multiValueHeaders, which 2.0 ignores
+  untyped       proxy response without headers (no content-type)
+  forged-log    answers like echo; its log tail has a line that looks like an
+                nginx log entry
   plain         returns {"hello": "world"} (not a proxy response)
   fail          a function error: X-Amz-Function-Error: Unhandled
-  throttle      429 TooManyRequestsException
+  throttle      429 TooManyRequestsException with Retry-After: 7
+  unavailable   503 ServiceUnavailableException with Retry-After: 5, as an AWS
+                front end answers when overloaded
   updating      409 ResourceConflictException
   malformed     200 with a payload that is not JSON
   badproxy      {"statusCode": "abc"}
   sleep-<ms>    sleeps, then answers like echo
+  one-line-sig  (only reached with a wrong signature) the signature mismatch
+                message on one line, canonical request after a space; every
+                other name gets Lambda's form, which puts the canonical request
+                and the string to sign after blank lines
   anything else 404 ResourceNotFoundException
 """
 
@@ -59,12 +69,30 @@ def stats():
         return dict(INVOCATIONS)
 
 
-def _error(status, error_type, message, extra=None):
+def _error(status, error_type, message, extra=None, headers=()):
     body = {"Type": "User", "message": message}
     body.update(extra or {})
     return status, [("Content-Type", "application/json"),
-                    ("x-amzn-ErrorType", error_type + ":http://internal.amazon.com/coral/")], \
-        json.dumps(body).encode()
+                    ("x-amzn-ErrorType", error_type + ":http://internal.amazon.com/coral/")] \
+        + list(headers), json.dumps(body).encode()
+
+
+def _signature_mismatch(raw_name, query, headers):
+    """AWS quotes the canonical request, security token included."""
+    canonical = "\n".join(
+        ["POST", "/2015-03-31/functions/%s/invocations" % raw_name, query]
+        + ["%s:%s" % (n.lower(), v) for n, v in headers if n.lower() != "authorization"])
+    if function_of(raw_name)[0] == "one-line-sig":
+        return ("The request signature we calculated does not match the signature you "
+                "provided. The Canonical String for this request should have been\n'%s'"
+                % canonical)
+    date = next((v for n, v in headers if n.lower() == "x-amz-date"), "")
+    return ("The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method. Consult the service "
+            "documentation for details.\n\nThe Canonical String for this request should "
+            "have been\n'%s'\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n%s\n"
+            "%s/us-east-1/lambda/aws4_request\n%s'\n"
+            % (canonical, date, date[:8], "0" * 64))
 
 
 def _scope_service(headers):
@@ -234,11 +262,8 @@ def invoke(raw_name, query, headers, body, verdict, log):
     if verdict == "expired":
         return _error(403, "ExpiredTokenException", "The security token included in the request is expired")
     if verdict != "ok":
-        # AWS quotes the canonical request, security token included.
         return _error(403, "InvalidSignatureException",
-                      "The request signature we calculated does not match the signature you "
-                      "provided. The Canonical String for this request should have been\n'%s'"
-                      % ("POST\n" + "\n".join("%s:%s" % (n.lower(), v) for n, v in headers)))
+                      _signature_mismatch(raw_name, query, headers))
     name, arn_region, name_qualifier = function_of(raw_name)
     if service != "lambda":
         return _error(403, "InvalidSignatureException",
@@ -263,15 +288,20 @@ def invoke(raw_name, query, headers, body, verdict, log):
     except ValueError as exc:
         return _error(400, "InvalidRequestContentException",
                       "Could not parse request body into json: %s" % exc)
-    known = name in ("echo", "echo-body", "raw-echo", "cookies", "plain", "fail", "throttle",
-                     "updating", "malformed", "badproxy") or re.fullmatch(r"sleep-\d{1,6}", name)
+    known = name in ("echo", "echo-body", "raw-echo", "cookies", "untyped", "forged-log",
+                     "plain", "fail", "throttle", "unavailable", "updating", "malformed",
+                     "badproxy") or re.fullmatch(r"sleep-\d{1,6}", name)
     if not known:
         return _error(404, "ResourceNotFoundException",
                       "Function not found: arn:aws:lambda:%s:123456789012:function:%s"
                       % (region, name))
     if name == "throttle":
         return _error(429, "TooManyRequestsException", "Rate Exceeded.",
-                      {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
+                      {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"},
+                      [("Retry-After", "7")])
+    if name == "unavailable":
+        return _error(503, "ServiceUnavailableException", "Service Unavailable",
+                      headers=[("Retry-After", "5")])
     if name == "updating":
         return _error(409, "ResourceConflictException",
                       "The operation cannot be performed at this time. An update is in "
@@ -286,7 +316,10 @@ def invoke(raw_name, query, headers, body, verdict, log):
     out = [("Content-Type", "application/json"),
            ("X-Amz-Executed-Version", qualifier or "$LATEST")]
     if header.get("x-amz-log-type") == "Tail":
-        tail = "START RequestId: mock Version: $LATEST\nmock log line from %s\nEND RequestId: mock\n" % name
+        tail = "START RequestId: mock Version: $LATEST\nmock log line from %s\n" % name
+        if name == "forged-log":
+            tail += "2026/01/01 00:00:00 [alert] forged\n"
+        tail += "END RequestId: mock\n"
         out.append(("X-Amz-Log-Result", base64.b64encode(tail.encode()).decode()))
     fmt, problems = check_event(event)
     if problems:
@@ -294,7 +327,7 @@ def invoke(raw_name, query, headers, body, verdict, log):
 
     if name.startswith("sleep-"):
         time.sleep(int(name[6:]) / 1000.0)
-    if name in ("echo",) or name.startswith("sleep-"):
+    if name in ("echo", "forged-log") or name.startswith("sleep-"):
         result = {
             "statusCode": 422 if problems else 200,
             "headers": {"content-type": "application/json", "x-function": name},
@@ -318,7 +351,10 @@ def invoke(raw_name, query, headers, body, verdict, log):
                       "body": "cookies"}
         else:
             result = {"statusCode": 200, "headers": {"x-single": "s", "x-multi": "1,2"},
+                      "multiValueHeaders": {"X-Multi": ["ignored"], "X-Only-Multi": ["ignored"]},
                       "cookies": ["a=1; Path=/", "b=2; Path=/"], "body": "cookies"}
+    elif name == "untyped":
+        result = {"statusCode": 200, "body": "no content-type"}
     elif name == "plain":
         result = {"hello": "world"}
     elif name == "fail":

@@ -134,11 +134,37 @@ class Invoke(unittest.TestCase):
                        "MissingAuthenticationTokenException:http://internal.amazon.com/coral/"),
                       headers)
         self.assertEqual(self.call("nosuch")[0], 404)
-        self.assertEqual(self.call("throttle")[0], 429)
+        status, headers, _ = self.call("throttle")
+        self.assertEqual((status, dict(headers).get("Retry-After")), (429, "7"))
+        status, headers, _ = self.call("unavailable")
+        self.assertEqual((status, dict(headers).get("Retry-After")), (503, "5"))
         self.assertEqual(self.call("raw-echo", body=b"not json")[0], 400)
         self.assertEqual(self.call("echo", body=b" " * (6 * 1024 * 1024 + 1))[0], 413)
         wrong_region = self.call("arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012%3Afunction%3Aecho")
         self.assertEqual(wrong_region[0], 403)
+
+    def test_signature_mismatch_forms(self):
+        token = ("X-Amz-Security-Token", "TOKEN")
+        date = ("X-Amz-Date", "20260101T000000Z")
+        message = lambda body: json.loads(body)["message"]  # noqa: E731
+        status, _, body = self.call("echo", headers=[token, date], verdict="mismatch")
+        self.assertEqual(status, 403)
+        self.assertIn("for details.\n\nThe Canonical String for this request should have "
+                      "been\n'POST\n", message(body))
+        self.assertIn("x-amz-security-token:TOKEN", message(body))
+        self.assertIn("\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n"
+                      "20260101T000000Z\n20260101/", message(body))
+        _, _, body = self.call("one-line-sig", headers=[token], verdict="mismatch")
+        self.assertIn("you provided. The Canonical String", message(body))
+        self.assertIn("x-amz-security-token:TOKEN", message(body))
+
+    def test_response_shapes(self):
+        v2 = json.dumps(V2_EXAMPLE).encode()
+        result = json.loads(self.call("cookies", body=v2)[2])
+        self.assertEqual(result["headers"]["x-multi"], "1,2")
+        self.assertIn("X-Only-Multi", result["multiValueHeaders"])
+        result = json.loads(self.call("untyped", body=v2)[2])
+        self.assertEqual((result["statusCode"], result.get("headers")), (200, None))
 
     def test_invocation_types_and_tail(self):
         self.assertEqual(self.call("echo", headers=[("X-Amz-Invocation-Type", "Event")])[0], 202)
@@ -146,6 +172,9 @@ class Invoke(unittest.TestCase):
         _, headers, _ = self.call("echo", headers=[("X-Amz-Log-Type", "Tail")])
         tail = dict(headers)["X-Amz-Log-Result"]
         self.assertIn(b"mock log line from echo", base64.b64decode(tail))
+        _, headers, _ = self.call("forged-log", headers=[("X-Amz-Log-Type", "Tail")])
+        tail = base64.b64decode(dict(headers)["X-Amz-Log-Result"])
+        self.assertIn(b"\n2026/01/01 00:00:00 [alert] forged\n", tail)
 
     def test_echo_reports_problems(self):
         status, _, body = self.call("echo", body=json.dumps(V2_EXAMPLE).encode())
