@@ -1,0 +1,123 @@
+# The connection pool at the default keepalive_pool (5), counted at the mock function:
+# under load nothing is closed and reopened; once the load stops, the idle connections
+# are back within keepalive_pool after the grace period (1 s) and a sweep; the
+# keepalive_timeout still ends them; without keepalive every request has its own
+# connection.
+use t::TestAWSLambda 'no_plan';
+
+master_on();
+workers(1);
+worker_connections(4096);
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value('timeout', 90) if !defined $block->timeout;
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: 32 concurrent clients at the defaults: no churn, then back within keepalive_pool
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger" }
+--- config
+    location /t {
+        content_by_lua_block {
+            local load = require("load")
+            local mock = $TEST_NGINX_MOCK_PORT
+            -- the connections of the nginx of an earlier test are gone
+            load.wait_open(mock, 0, 5)
+            -- the pool grows to the load's concurrency
+            load.run(32, 4, "/aws")
+            local before = load.conns(mock).accepted
+            local ok = load.run(32, 20, "/aws")
+            local new = load.conns(mock).accepted - before
+            ngx.log(ngx.NOTICE, "pool test: ", new, " new connections for ", ok, " requests")
+            ngx.say("succeeded: ", ok)
+            ngx.say("new connections per request <= 0.05: ", new / 640 <= 0.05)
+            -- the grace period (1 s) plus one second
+            ngx.sleep(2)
+            ngx.say("idle connections within keepalive_pool: ", load.wait_open(mock, 5, 3) <= 5)
+            ngx.say("idle connections kept: ", load.conns(mock).open)
+        }
+    }
+--- response_body
+succeeded: 640
+new connections per request <= 0.05: true
+idle connections within keepalive_pool: true
+idle connections kept: 5
+
+
+
+=== TEST 2: 128 concurrent clients at the defaults: no churn, then back within keepalive_pool
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger" }
+--- config
+    location /t {
+        content_by_lua_block {
+            local load = require("load")
+            local mock = $TEST_NGINX_MOCK_PORT
+            load.wait_open(mock, 0, 5)
+            load.run(128, 3, "/aws")
+            local before = load.conns(mock).accepted
+            local ok = load.run(128, 10, "/aws")
+            local new = load.conns(mock).accepted - before
+            ngx.log(ngx.NOTICE, "pool test: ", new, " new connections for ", ok, " requests")
+            ngx.say("succeeded: ", ok)
+            ngx.say("new connections per request <= 0.05: ", new / 1280 <= 0.05)
+            ngx.sleep(2)
+            ngx.say("idle connections within keepalive_pool: ", load.wait_open(mock, 5, 3) <= 5)
+            ngx.say("idle connections kept: ", load.conns(mock).open)
+        }
+    }
+--- response_body
+succeeded: 1280
+new connections per request <= 0.05: true
+idle connections within keepalive_pool: true
+idle connections kept: 5
+
+
+
+=== TEST 3: keepalive_timeout still ends every idle connection
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger", keepalive_timeout = 1000 }
+--- config
+    location /t {
+        content_by_lua_block {
+            local load = require("load")
+            local mock = $TEST_NGINX_MOCK_PORT
+            load.wait_open(mock, 0, 5)
+            ngx.say("succeeded: ", load.run(32, 4, "/aws"))
+            ngx.say("connections open under load: ", load.conns(mock).open > 0)
+            -- the keepalive_timeout (1 s) plus one second
+            ngx.sleep(2)
+            ngx.say("idle connections left: ", load.wait_open(mock, 0, 3))
+        }
+    }
+--- response_body
+succeeded: 128
+connections open under load: true
+idle connections left: 0
+
+
+
+=== TEST 4: keepalive false: one connection per request, none kept
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger", keepalive = false }
+--- config
+    location /t {
+        content_by_lua_block {
+            local load = require("load")
+            local mock = $TEST_NGINX_MOCK_PORT
+            load.wait_open(mock, 0, 5)
+            local before = load.conns(mock).accepted
+            ngx.say("succeeded: ", load.run(8, 5, "/aws"))
+            ngx.say("new connections: ", load.conns(mock).accepted - before)
+            ngx.say("idle connections left: ", load.wait_open(mock, 0, 3))
+        }
+    }
+--- response_body
+succeeded: 40
+new connections: 40
+idle connections left: 0
