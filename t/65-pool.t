@@ -2,8 +2,10 @@
 # under load nothing is closed and reopened; once the load stops, the idle connections
 # are back within keepalive_pool after the grace period (1 s) and a sweep; the
 # keepalive_timeout still ends them; without keepalive every request has its own
-# connection.
+# connection; new TLS connections resume the sessions of earlier ones.
 use t::TestAWSLambda 'no_plan';
+
+$ENV{TEST_NGINX_TLS_PORT} //= 1986;
 
 master_on();
 workers(1);
@@ -121,3 +123,54 @@ idle connections left: 0
 succeeded: 40
 new connections: 40
 idle connections left: 0
+
+
+
+=== TEST 5: new TLS connections resume sessions: counted at the TLS server ($ssl_session_reused)
+--- main_config
+    env SSL_CERT_FILE=$TEST_NGINX_ROOT/t/cert/ca.crt;
+--- http_config
+    lua_shared_dict tls_counts 1m;
+    server {
+        listen $TEST_NGINX_TLS_PORT ssl;
+        server_name localhost;
+        ssl_certificate $TEST_NGINX_ROOT/t/cert/server.crt;
+        ssl_certificate_key $TEST_NGINX_ROOT/t/cert/server.key;
+        ssl_protocols TLSv1.3;
+        location / {
+            proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+            proxy_set_header Host $http_host;
+            log_by_lua_block {
+                if ngx.var.connection_requests == "1" then
+                    local counts = ngx.shared.tls_counts
+                    counts:incr("new", 1, 0)
+                    if ngx.var.ssl_session_reused == "r" then
+                        counts:incr("resumed", 1, 0)
+                    end
+                end
+            }
+        }
+    }
+--- plugin_conf
+{ function_uri = "https://127.0.0.1:$TEST_NGINX_TLS_PORT/httptrigger", keepalive = false }
+--- config
+    location /t {
+        content_by_lua_block {
+            local load = require("load")
+            local counts = ngx.shared.tls_counts
+            -- warm-up: a burst of full handshakes fills the session cache
+            load.run(32, 2, "/aws")
+            counts:flush_all()
+            -- every request opens a connection (keepalive false), 32 at a time
+            local ok = load.run(32, 8, "/aws")
+            local new, resumed = counts:get("new") or 0, counts:get("resumed") or 0
+            ngx.log(ngx.NOTICE, "TLS test: ", resumed, " of ", new, " connections resumed")
+            ngx.say("succeeded: ", ok)
+            ngx.say("new TLS connections: ", new)
+            ngx.say("resumed share >= 99%: ", resumed >= 0.99 * new)
+        }
+    }
+--- response_body
+succeeded: 256
+new TLS connections: 256
+resumed share >= 99%: true
