@@ -21,7 +21,8 @@
 #   BENCH_ROUNDS=3      interleaved rounds
 #   BENCH_CONNS="32 128"
 #   BENCH_VARIANTS="cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls proxy_tls13
-#                   iam_tls_default iam_tls cosocket_tls cosocket_tls_pool invoke_pool"
+#                   iam_tls_default iam_tls iam_tls_nokeep cosocket_tls cosocket_tls_pool
+#                   invoke_pool"
 #                       (proxy_pass is always measured: it is the baseline; proxy_tls13 is
 #                       added when an HTTPS variant is measured: it is their baseline)
 #   BENCH_GATEWAY_PORT=21480  BENCH_FUNCTION_PORT=21490  BENCH_FUNCTION_TLS_PORT=21491
@@ -63,10 +64,10 @@ CERT_DIR=$root/t/cert
 # Variant id, label, gateway path. proxy_pass is the baseline of every ratio, except
 # for the plugin over HTTPS, whose baseline is proxy_pass over HTTPS (BASE_OF).
 VARIANTS=(proxy)
-for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls proxy_tls13 iam_tls_default iam_tls cosocket_tls cosocket_tls_pool invoke_pool}; do
+for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls proxy_tls13 iam_tls_default iam_tls iam_tls_nokeep cosocket_tls cosocket_tls_pool invoke_pool}; do
     [ "$v" = proxy ] || VARIANTS+=("$v")
 done
-if [[ " ${VARIANTS[*]} " =~ \ (iam_tls|iam_tls_default|cosocket_tls|cosocket_tls_pool)\  ]] \
+if [[ " ${VARIANTS[*]} " =~ \ (iam_tls|iam_tls_default|iam_tls_nokeep|cosocket_tls|cosocket_tls_pool)\  ]] \
         && [[ " ${VARIANTS[*]} " != *" proxy_tls13 "* ]]; then
     VARIANTS+=(proxy_tls13)
 fi
@@ -82,18 +83,20 @@ declare -A LABEL=(
     [proxy_tls13]="nginx proxy_pass over HTTPS, TLS 1.3 (keepalive 64): HTTPS ceiling (×pp: vs proxy_pass)"
     [iam_tls_default]="plugin, IAM over HTTPS (ssl_verify on), defaults: keepalive_pool 5 (×pp: vs proxy_pass over TLS 1.3)"
     [iam_tls]="plugin, IAM over HTTPS (ssl_verify on), keepalive_pool $POOL (×pp: vs proxy_pass over TLS 1.3)"
+    [iam_tls_nokeep]="plugin, IAM over HTTPS, keepalive false: a TLS handshake per request (×pp: vs proxy_pass over TLS 1.3)"
     [cosocket_tls]="raw Lua cosocket over HTTPS, TLS 1.3, session reuse, pool 5 (×pp: vs proxy_pass over TLS 1.3)"
     [cosocket_tls_pool]="raw Lua cosocket over HTTPS, TLS 1.3, session reuse, pool $POOL (×pp: vs proxy_pass over TLS 1.3)"
     [invoke_pool]="plugin, direct Invoke API (IAM, apigw_v2 event), keepalive_pool $POOL"
 )
 declare -A BASE_OF=([iam_tls]=proxy_tls13 [iam_tls_default]=proxy_tls13 [cosocket_tls]=proxy_tls13
-                   [cosocket_tls_pool]=proxy_tls13)
+                   [cosocket_tls_pool]=proxy_tls13 [iam_tls_nokeep]=proxy_tls13)
 declare -A PATH_OF=(
     [proxy]=/proxy/bench [cosocket]=/cosocket/bench [apikey]=/apikey/bench [iam]=/iam/bench
     [apikey_pool]=/apikey-pool/bench [iam_pool]=/iam-pool/bench [iam_token]=/iam-token/bench
     [proxy_tls]=/proxy-tls/bench [iam_tls]=/iam-tls/bench [invoke_pool]=/invoke/bench
     [proxy_tls13]=/proxy-tls13/bench [iam_tls_default]=/iam-tls-default/bench
     [cosocket_tls]=/cosocket-tls/bench [cosocket_tls_pool]=/cosocket-tls-pool/bench
+    [iam_tls_nokeep]=/iam-tls-nokeep/bench
 )
 PENDING=""
 
@@ -288,6 +291,12 @@ http {
             function_uri = BENCH_IAM_TLS.function_uri,
             authorization = BENCH_IAM_POOL.authorization,
         }
+        -- a new connection for every request: what a handshake costs, and how many resume
+        BENCH_IAM_TLS_NOKEEP = {
+            function_uri = BENCH_IAM_TLS.function_uri,
+            authorization = BENCH_IAM_POOL.authorization,
+            keepalive = false,
+        }
     }
     # the cosocket floor over HTTPS verifies the function's certificate, over TLS 1.3
     lua_ssl_trusted_certificate $CERT_DIR/ca.crt;
@@ -367,6 +376,12 @@ http {
         location ~ ^/iam-tls-default/(.*)\$ {
             access_by_lua_block {
                 require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_TLS_DEFAULT,
+                                                                   ngx.var[1])
+            }
+        }
+        location ~ ^/iam-tls-nokeep/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_TLS_NOKEEP,
                                                                    ngx.var[1])
             }
         }
@@ -624,7 +639,9 @@ median $other_med, max $other_max.
     HTTPS rows below it (the plugin with \`ssl_verify\` on, the default, trusting the CA
     through \`SSL_CERT_FILE\`, at the defaults and with a pool of $POOL; the cosocket
     floor over TLS 1.3, verifying, offering the last session to each handshake, with a
-    pool of 5 and of $POOL) are compared with it: their ×pp columns are ratios to it in
+    pool of 5 and of $POOL; the plugin with \`keepalive: false\`, a handshake per
+    request, which shows what a new connection costs and how many resume) are compared
+    with it: their ×pp columns are ratios to it in
     the same round, and its own are ratios to plain proxy_pass. **proxy_pass over HTTPS,
     nginx's default protocols** is the earlier ceiling row (nginx 1.22 offers at most
     TLS 1.2 to upstreams by default), kept for comparison with older reports.
