@@ -30,23 +30,27 @@ __DATA__
             local mock = $TEST_NGINX_MOCK_PORT
             -- the connections of the nginx of an earlier test are gone
             load.wait_open(mock, 0, 5)
-            -- the pool grows to the load's concurrency
-            load.run(32, 4, "/aws")
             local before = load.conns(mock).accepted
-            local ok = load.run(32, 20, "/aws")
+            local ok = load.run(32, 25, "/aws")
             local new = load.conns(mock).accepted - before
             ngx.log(ngx.NOTICE, "pool test: ", new, " new connections for ", ok, " requests")
             ngx.say("succeeded: ", ok)
-            ngx.say("new connections per request <= 0.05: ", new / 640 <= 0.05)
+            -- The pool first grows to the load's concurrency (32 connections at most);
+            -- from then on requests reuse them. One load without a pause: a pause longer
+            -- than the grace period lets the pool shrink, as it should. (The count itself
+            -- when it is too high.)
+            ngx.say("new connections per request after the first 32 <= 0.05: ",
+                    (new - 32) / 800 <= 0.05 or new)
             -- the grace period (1 s) plus one second
             ngx.sleep(2)
-            ngx.say("idle connections within keepalive_pool: ", load.wait_open(mock, 5, 3) <= 5)
+            local open = load.wait_open(mock, 5, 3)
+            ngx.say("idle connections within keepalive_pool: ", open <= 5 or open)
             ngx.say("idle connections kept: ", load.conns(mock).open)
         }
     }
 --- response_body
-succeeded: 640
-new connections per request <= 0.05: true
+succeeded: 800
+new connections per request after the first 32 <= 0.05: true
 idle connections within keepalive_pool: true
 idle connections kept: 5
 
@@ -61,21 +65,22 @@ idle connections kept: 5
             local load = require("load")
             local mock = $TEST_NGINX_MOCK_PORT
             load.wait_open(mock, 0, 5)
-            load.run(128, 3, "/aws")
             local before = load.conns(mock).accepted
-            local ok = load.run(128, 10, "/aws")
+            local ok = load.run(128, 12, "/aws")
             local new = load.conns(mock).accepted - before
             ngx.log(ngx.NOTICE, "pool test: ", new, " new connections for ", ok, " requests")
             ngx.say("succeeded: ", ok)
-            ngx.say("new connections per request <= 0.05: ", new / 1280 <= 0.05)
+            ngx.say("new connections per request after the first 128 <= 0.05: ",
+                    (new - 128) / 1536 <= 0.05 or new)
             ngx.sleep(2)
-            ngx.say("idle connections within keepalive_pool: ", load.wait_open(mock, 5, 3) <= 5)
+            local open = load.wait_open(mock, 5, 3)
+            ngx.say("idle connections within keepalive_pool: ", open <= 5 or open)
             ngx.say("idle connections kept: ", load.conns(mock).open)
         }
     }
 --- response_body
-succeeded: 1280
-new connections per request <= 0.05: true
+succeeded: 1536
+new connections per request after the first 128 <= 0.05: true
 idle connections within keepalive_pool: true
 idle connections kept: 5
 
@@ -167,7 +172,7 @@ idle connections left: 0
             ngx.log(ngx.NOTICE, "TLS test: ", resumed, " of ", new, " connections resumed")
             ngx.say("succeeded: ", ok)
             ngx.say("new TLS connections: ", new)
-            ngx.say("resumed share >= 99%: ", resumed >= 0.99 * new)
+            ngx.say("resumed share >= 99%: ", resumed >= 0.99 * new or resumed)
         }
     }
 --- response_body
