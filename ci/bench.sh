@@ -10,7 +10,9 @@
 # connection count; rounds interleave the variants (rotating which goes first) so that
 # each round's runs share the machine's state. Per run: req/s, p50/p99 latency (wrk
 # --latency) and the gateway worker's CPU (utime+stime of the whole process, i.e. its
-# threads too, including the plugin's runtime thread) divided by the requests served.
+# threads too, including the plugin's runtime thread) divided by the requests served;
+# the connections the function accepted per request, and the share of its new TLS
+# connections that resumed a session ($ssl_session_reused), from its access log.
 # Reported: medians over rounds, and each as a ratio to proxy_pass in the same round.
 #
 # Environment (defaults):
@@ -18,10 +20,11 @@
 #   BENCH_WARMUP=1      seconds of discarded load before each measured run
 #   BENCH_ROUNDS=3      interleaved rounds
 #   BENCH_CONNS="32 128"
-#   BENCH_VARIANTS="cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls iam_tls
+#   BENCH_VARIANTS="cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls proxy_tls13
+#                   iam_tls_default iam_tls iam_tls_nokeep cosocket_tls cosocket_tls_pool
 #                   invoke_pool"
-#                       (proxy_pass is always measured: it is the baseline; proxy_tls is
-#                       added when iam_tls is measured: it is that one's baseline)
+#                       (proxy_pass is always measured: it is the baseline; proxy_tls13 is
+#                       added when an HTTPS variant is measured: it is their baseline)
 #   BENCH_GATEWAY_PORT=21480  BENCH_FUNCTION_PORT=21490  BENCH_FUNCTION_TLS_PORT=21491
 #                       (loopback; the last is the function's HTTPS listener)
 #   BENCH_OUT=docs/benchmarks.md   where the report goes ("-" for stdout only)
@@ -61,11 +64,12 @@ CERT_DIR=$root/t/cert
 # Variant id, label, gateway path. proxy_pass is the baseline of every ratio, except
 # for the plugin over HTTPS, whose baseline is proxy_pass over HTTPS (BASE_OF).
 VARIANTS=(proxy)
-for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls iam_tls invoke_pool}; do
+for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls proxy_tls13 iam_tls_default iam_tls iam_tls_nokeep cosocket_tls cosocket_tls_pool invoke_pool}; do
     [ "$v" = proxy ] || VARIANTS+=("$v")
 done
-if [[ " ${VARIANTS[*]} " == *" iam_tls "* && " ${VARIANTS[*]} " != *" proxy_tls "* ]]; then
-    VARIANTS+=(proxy_tls)
+if [[ " ${VARIANTS[*]} " =~ \ (iam_tls|iam_tls_default|iam_tls_nokeep|cosocket_tls|cosocket_tls_pool)\  ]] \
+        && [[ " ${VARIANTS[*]} " != *" proxy_tls13 "* ]]; then
+    VARIANTS+=(proxy_tls13)
 fi
 declare -A LABEL=(
     [proxy]="nginx proxy_pass (keepalive 64): ceiling"
@@ -75,15 +79,24 @@ declare -A LABEL=(
     [apikey_pool]="plugin, apikey, keepalive_pool $POOL (not the default)"
     [iam_pool]="plugin, IAM static keys, keepalive_pool $POOL (not the default)"
     [iam_token]="plugin, IAM static keys + session token, keepalive_pool $POOL"
-    [proxy_tls]="nginx proxy_pass over HTTPS (keepalive 64): HTTPS ceiling (×pp: vs proxy_pass)"
-    [iam_tls]="plugin, IAM over HTTPS (ssl_verify on), keepalive_pool $POOL (×pp: vs proxy_pass over HTTPS)"
+    [proxy_tls]="nginx proxy_pass over HTTPS, nginx's default protocols (TLS 1.2 here; keepalive 64)"
+    [proxy_tls13]="nginx proxy_pass over HTTPS, TLS 1.3 (keepalive 64): HTTPS ceiling (×pp: vs proxy_pass)"
+    [iam_tls_default]="plugin, IAM over HTTPS (ssl_verify on), defaults: keepalive_pool 5 (×pp: vs proxy_pass over TLS 1.3)"
+    [iam_tls]="plugin, IAM over HTTPS (ssl_verify on), keepalive_pool $POOL (×pp: vs proxy_pass over TLS 1.3)"
+    [iam_tls_nokeep]="plugin, IAM over HTTPS, keepalive false: a TLS handshake per request (×pp: vs proxy_pass over TLS 1.3)"
+    [cosocket_tls]="raw Lua cosocket over HTTPS, TLS 1.3, session reuse, pool 5 (×pp: vs proxy_pass over TLS 1.3)"
+    [cosocket_tls_pool]="raw Lua cosocket over HTTPS, TLS 1.3, session reuse, pool $POOL (×pp: vs proxy_pass over TLS 1.3)"
     [invoke_pool]="plugin, direct Invoke API (IAM, apigw_v2 event), keepalive_pool $POOL"
 )
-declare -A BASE_OF=([iam_tls]=proxy_tls)
+declare -A BASE_OF=([iam_tls]=proxy_tls13 [iam_tls_default]=proxy_tls13 [cosocket_tls]=proxy_tls13
+                   [cosocket_tls_pool]=proxy_tls13 [iam_tls_nokeep]=proxy_tls13)
 declare -A PATH_OF=(
     [proxy]=/proxy/bench [cosocket]=/cosocket/bench [apikey]=/apikey/bench [iam]=/iam/bench
     [apikey_pool]=/apikey-pool/bench [iam_pool]=/iam-pool/bench [iam_token]=/iam-token/bench
     [proxy_tls]=/proxy-tls/bench [iam_tls]=/iam-tls/bench [invoke_pool]=/invoke/bench
+    [proxy_tls13]=/proxy-tls13/bench [iam_tls_default]=/iam-tls-default/bench
+    [cosocket_tls]=/cosocket-tls/bench [cosocket_tls_pool]=/cosocket-tls-pool/bench
+    [iam_tls_nokeep]=/iam-tls-nokeep/bench
 )
 PENDING=""
 
@@ -168,8 +181,13 @@ http {
     access_log off;
     keepalive_timeout 75s;
     keepalive_requests 10000000;
+    # One line per new connection (its first request), for the connections the gateway
+    # opened and, over TLS, whether they resumed a session ("r") or not (".").
+    map \$connection_requests \$fn_first_request { 1 1; default 0; }
+    log_format fn_new_conn '\$ssl_session_reused';
     server {
         listen 127.0.0.1:$FN_PORT backlog=4096;
+        access_log logs/new-conns.log fn_new_conn if=\$fn_first_request;
         location / {
             default_type application/json;
             return 200 '$FN_BODY';
@@ -185,6 +203,9 @@ http {
         ssl_certificate $CERT_DIR/server.crt;
         ssl_certificate_key $CERT_DIR/server.key;
         ssl_session_cache shared:bench_tls:1m;
+        # nginx 1.22 offers at most TLS 1.2 unless told; AWS endpoints speak TLS 1.3
+        ssl_protocols TLSv1.2 TLSv1.3;
+        access_log logs/new-conns.log fn_new_conn if=\$fn_first_request;
         location / {
             default_type application/json;
             return 200 '$FN_BODY';
@@ -265,7 +286,21 @@ http {
             authorization = BENCH_IAM_POOL.authorization,
             keepalive_pool = $POOL,
         }
+        -- the same at the defaults (keepalive_pool 5)
+        BENCH_IAM_TLS_DEFAULT = {
+            function_uri = BENCH_IAM_TLS.function_uri,
+            authorization = BENCH_IAM_POOL.authorization,
+        }
+        -- a new connection for every request: what a handshake costs, and how many resume
+        BENCH_IAM_TLS_NOKEEP = {
+            function_uri = BENCH_IAM_TLS.function_uri,
+            authorization = BENCH_IAM_POOL.authorization,
+            keepalive = false,
+        }
     }
+    # the cosocket floor over HTTPS verifies the function's certificate, over TLS 1.3
+    lua_ssl_trusted_certificate $CERT_DIR/ca.crt;
+    lua_ssl_protocols TLSv1.3;
 
     upstream bench_function {
         server 127.0.0.1:$FN_PORT;
@@ -327,6 +362,40 @@ http {
             proxy_ssl_trusted_certificate $CERT_DIR/ca.crt;
             proxy_ssl_name localhost;
             proxy_ssl_session_reuse on;
+        }
+        location /proxy-tls13/ {
+            proxy_pass https://bench_function_tls/fn/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $CERT_DIR/ca.crt;
+            proxy_ssl_name localhost;
+            proxy_ssl_session_reuse on;
+            proxy_ssl_protocols TLSv1.3;
+        }
+        location ~ ^/iam-tls-default/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_TLS_DEFAULT,
+                                                                   ngx.var[1])
+            }
+        }
+        location ~ ^/iam-tls-nokeep/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_TLS_NOKEEP,
+                                                                   ngx.var[1])
+            }
+        }
+        location ~ ^/cosocket-tls/(.*)\$ {
+            access_by_lua_block {
+                require("floor").run("127.0.0.1", $FN_TLS_PORT, "/fn/", ngx.var[1], 5,
+                                     "localhost")
+            }
+        }
+        location ~ ^/cosocket-tls-pool/(.*)\$ {
+            access_by_lua_block {
+                require("floor").run("127.0.0.1", $FN_TLS_PORT, "/fn/", ngx.var[1], $POOL,
+                                     "localhost")
+            }
         }
         location ~ ^/invoke/(.*)\$ {
             access_by_lua_block {
@@ -397,8 +466,8 @@ to_us() {  # wrk duration ("812.00us", "1.23ms", "2.00s", "1.00m") -> microsecon
         sub(/[a-z]+$/, "", d); printf "%.1f\n", d * m }'
 }
 
-tcp_active_opens() {  # TCP connections this machine opened so far (all processes)
-    awk '/^Tcp:/ && $6 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp
+new_conn_counts() {  # "<new connections> <of them, resumed TLS sessions>" at the function
+    awk '{ n++ } $1 == "r" { r++ } END { print n + 0, r + 0 }' "$work/fn/logs/new-conns.log"
 }
 
 hz=$(getconf CLK_TCK)
@@ -420,7 +489,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 || die "the gateway worker changed (crashed?): see $work/gw/logs/error.log"
             gw0=$(proc_ticks "$gw_worker"); fn0=$(proc_ticks "$fn_worker")
             m0=$(machine_busy); times >"$work/times"; w0=$(children_ticks)
-            o0=$(tcp_active_opens)
+            read -r nc0 nr0 <<<"$(new_conn_counts)"
             t0=$(date +%s.%N)
             wrk -t"$THREADS" -c"$c" -d"${DURATION}s" --latency "$url" >"$work/wrk.out" &
             wrk_pid=$!
@@ -429,7 +498,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             t1=$(date +%s.%N)
             gw1=$(proc_ticks "$gw_worker"); fn1=$(proc_ticks "$fn_worker")
             m1=$(machine_busy); times >"$work/times"; w1=$(children_ticks)
-            o1=$(tcp_active_opens)
+            read -r nc1 nr1 <<<"$(new_conn_counts)"
             cp "$work/wrk.out" "$work/wrk-r$round-c$c-$v.out"
 
             rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.out")
@@ -449,19 +518,25 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 -v w="$(( w1 - w0 ))" -v hz="$hz" -v t0="$t0" -v t1="$t1" \
                 'BEGIN { o = (m - ours) / hz - w / 100; if (o < 0) o = 0
                          printf "%.2f\n", o / (t1 - t0) }')
-            # New TCP connections per request: the gateway's connects to the function
-            # (wrk keeps its connections; other work on the machine adds a little).
-            opens=$(awk -v o="$(( o1 - o0 ))" -v n="$requests" 'BEGIN { printf "%.3f\n", o / n }')
-            # (the last columns, for diagnostics: ticks of the machine, the gateway, the
-            # function, wrk, and the run's wall time)
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" \
+            # New connections per request: the connections the function accepted from
+            # the gateway during the run (wrk keeps its own connections to the gateway).
+            opens=$(awk -v o="$(( nc1 - nc0 ))" -v n="$requests" 'BEGIN { printf "%.3f\n", o / n }')
+            tls_new=0 tls_resumed=0
+            if [[ $v == *tls* ]]; then
+                tls_new=$(( nc1 - nc0 )) tls_resumed=$(( nr1 - nr0 ))
+            fi
+            # (then, for diagnostics: ticks of the machine, the gateway, the function,
+            # wrk, and the run's wall time; last, the new TLS connections and of them
+            # those that resumed a session)
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" \
                 "$v" "$rps" "$p50" "$p99" "$cpu_us" "$requests" "$errors" "$other" "$opens" \
                 "$(( m1 - m0 ))" "$(( gw1 - gw0 ))" "$(( fn1 - fn0 ))" "$(( w1 - w0 ))" \
-                "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" >>"$results"
+                "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
+                "$tls_new" "$tls_resumed" >>"$results"
             runs=$((runs + 1))
-            printf '  [%d/%d] round %d, %3d conns, %-11s %7.0f req/s  p50 %8.0f us  p99 %8.0f us  CPU %6.1f us/req  new conns/req %s  errors %s  other load %s CPUs\n' \
+            printf '  [%d/%d] round %d, %3d conns, %-17s %7.0f req/s  p50 %8.0f us  p99 %8.0f us  CPU %6.1f us/req  new conns/req %s  resumed %s/%s  errors %s  other load %s CPUs\n' \
                 "$runs" "$total_runs" "$round" "$c" "$v" "$rps" "$p50" "$p99" "$cpu_us" \
-                "$opens" "$errors" "$other" >&2
+                "$opens" "$tls_resumed" "$tls_new" "$errors" "$other" >&2
             if ((errors > 0)); then
                 echo "  WARNING: $v answered $errors requests with errors (see $work/gw/logs/error.log)" >&2
             fi
@@ -515,9 +590,11 @@ $table
 count; the HTTPS rows name their own baseline):
 above 1 is better for req/s, below 1 is better for latency and CPU. \`CPU/req\` is the
 gateway worker's CPU time (all its threads) per request. \`new conns/req\` is the number
-of TCP connections opened on the machine per request served (system-wide, so other work
-adds a little): it is the gateway's connects to the function, since wrk keeps its
-connections; 0 means every exchange reused a pooled connection. \`errors\` counts non-2xx
+of connections the function accepted per request served (from its access log, which
+writes one line per new connection): 0 means every exchange reused a pooled connection.
+\`TLS resumed\` is the share of those new connections, over all rounds, that resumed a
+TLS session (nginx's \`\$ssl_session_reused\` at the function; "-" for plain HTTP, or
+when no connection was opened after the warm-up). \`errors\` counts non-2xx
 answers and socket errors over all rounds (it must be 0). The variants marked "not
 measured yet" are placeholders.
 
@@ -546,21 +623,28 @@ median $other_med, max $other_max.
   - **plugin, apikey** and **plugin, IAM static keys** (SigV4 signing of every request):
     \`require("apisix.plugins.aws-lambda.openresty").run(CONF, ngx.var[1])\` in
     \`access_by_lua\`, with the configuration tables made in \`init_by_lua\` and the
-    plugin's defaults (keepalive on, \`keepalive_pool\` 5: at most 5 idle connections
-    per endpoint and worker, the default of APISIX's plugin too).
+    plugin's defaults (keepalive on, \`keepalive_pool\` 5: 5 idle connections per
+    endpoint and worker once the load drops, the default of APISIX's plugin too; the
+    surplus of a burst is closed after it stayed idle for a second).
   - **plugin, ..., keepalive_pool $POOL**: the same with more idle connections kept
-    than wrk opens, like the floor client. With the default pool of 5, a worker serving
-    more concurrent requests than 5 closes the surplus connections after each exchange
-    and opens new ones; this variant shows the plugin without that churn.
+    than wrk opens, like the floor client. Next to the default rows it shows what the
+    default pool costs under load (before 0.1.0's pool grace period: connection churn).
   - **plugin, IAM static keys + session token**: the same with a session token about as
     long as a real STS one (812 bytes) and a pool of $POOL: next to the pooled IAM row, it
     shows what the token costs (a longer canonical request to hash, one more header).
   - **HTTPS**: the function also listens with TLS, with a certificate for 127.0.0.1 from
-    the test CA in \`t/cert\`. **proxy_pass over HTTPS** (upstream \`keepalive 64\`,
-    \`proxy_ssl_verify on\` against that CA, session reuse) is the HTTPS ceiling; **plugin,
-    IAM over HTTPS** (\`ssl_verify\` on, the default, trusting the CA through
-    \`SSL_CERT_FILE\`, pool of $POOL) is compared with it: its ×pp columns are ratios to
-    proxy_pass over HTTPS in the same round, and that row's are ratios to plain proxy_pass.
+    the test CA in \`t/cert\`. **proxy_pass over HTTPS, TLS 1.3** (upstream \`keepalive
+    64\`, \`proxy_ssl_verify on\` against that CA, session reuse, \`proxy_ssl_protocols
+    TLSv1.3\`) is the HTTPS ceiling, and speaks the protocol the plugin speaks; the
+    HTTPS rows below it (the plugin with \`ssl_verify\` on, the default, trusting the CA
+    through \`SSL_CERT_FILE\`, at the defaults and with a pool of $POOL; the cosocket
+    floor over TLS 1.3, verifying, offering the last session to each handshake, with a
+    pool of 5 and of $POOL; the plugin with \`keepalive: false\`, a handshake per
+    request, which shows what a new connection costs and how many resume) are compared
+    with it: their ×pp columns are ratios to it in
+    the same round, and its own are ratios to plain proxy_pass. **proxy_pass over HTTPS,
+    nginx's default protocols** is the earlier ceiling row (nginx 1.22 offers at most
+    TLS 1.2 to upstreams by default), kept for comparison with older reports.
 - Before measuring, each variant must answer 200 with the function's exact body (twice,
   so that the second goes over a reused connection), or the script fails.
 - Each run: wrk -t$THREADS at a given connection count for ${WARMUP} s (discarded), then

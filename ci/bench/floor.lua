@@ -17,6 +17,9 @@ local tonumber = tonumber
 
 local _M = {}
 
+-- The TLS session of the last handshake, offered to the next one (per worker).
+local tls_session
+
 local function fail(msg, err)
     ngx.log(ngx.ERR, "bench floor: ", msg, ": ", err)
     return ngx.exit(502)
@@ -24,13 +27,24 @@ end
 
 -- `host`, `port`: the function; `prefix`: path prepended to `ext`; `pool`: idle
 -- connections kept (the bench sets it above the connection count, so no exchange pays a
--- connect and this stays a floor).
-function _M.run(host, port, prefix, ext, pool)
+-- connect and this stays a floor); `tls_name`: speak HTTPS, verifying the certificate
+-- for that name and resuming the session of the last handshake.
+function _M.run(host, port, prefix, ext, pool, tls_name)
     local sock = tcp()
     sock:settimeouts(3000, 3000, 3000)
-    local ok, err = sock:connect(host, port)
+    -- One pool per size: locations that differ only in their pool size must not share
+    -- one (its size is fixed by whichever makes it first).
+    local ok, err = sock:connect(host, port, { pool = host .. ":" .. port .. ":" .. pool })
     if not ok then
         return fail("connect", err)
+    end
+    if tls_name and sock:getreusedtimes() == 0 then
+        local session
+        session, err = sock:sslhandshake(tls_session, tls_name, true)
+        if not session then
+            return fail("TLS handshake", err)
+        end
+        tls_session = session
     end
     local bytes
     bytes, err = sock:send("GET " .. prefix .. ext .. " HTTP/1.1\r\nHost: " .. host .. ":"

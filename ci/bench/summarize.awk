@@ -2,7 +2,8 @@
 #
 # Input columns: round, connections, variant, req/s, p50 (us), p99 (us),
 #                gateway CPU per request (us), requests, errors, other load (CPUs busy),
-#                new TCP connections per request.
+#                new connections per request (accepted by the function), five diagnostic
+#                columns, new TLS connections, of them resumed.
 # Variables: order   = variant ids, in table order
 #            labels  = their labels, "|"-separated, same order
 #            bases   = each one's baseline variant id, same order (default: the first)
@@ -27,6 +28,7 @@ function median(a, n,    i, j, t) {
 
 function ms(us) { return sprintf("%.2f ms", us / 1000) }
 function ratio(x) { return x == "" ? "-" : sprintf("%.2f", x) }
+function resumed(r, n) { return n > 0 ? sprintf("%.1f%% of %d", 100 * r / n, n) : "-" }
 
 BEGIN {
     FS = "\t"
@@ -42,26 +44,28 @@ BEGIN {
     if (!(r in seen_round)) { seen_round[r] = 1; rounds[++nr] = r }
     rps[v, c, r] = $4; p50[v, c, r] = $5; p99[v, c, r] = $6; cpu[v, c, r] = $7
     reqs[v, c, r] = $8; errs[v, c] += $9; opens[v, c, r] = $11
+    tls_new[v, c] += $17; tls_resumed[v, c] += $18
     have[v, c, r] = 1
     line[++nl] = $0
 }
 
 END {
     if (mode == "raw") {
-        print "| round | conns | variant | req/s | p50 | p99 | CPU/req | new conns/req | requests | errors | other load (CPUs) |"
-        print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        print "| round | conns | variant | req/s | p50 | p99 | CPU/req | new conns/req | TLS resumed | requests | errors | other load (CPUs) |"
+        print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         for (i = 1; i <= nl; i++) {
             split(line[i], f, "\t")
             name = f[3]
             for (k = 1; k <= nv; k++) if (ord[k] == f[3]) name = lab[k]
-            printf "| %s | %s | %s | %.0f | %s | %s | %.1f µs | %.2f | %d | %d | %.2f |\n", \
-                f[1], f[2], name, f[4], ms(f[5]), ms(f[6]), f[7], f[11], f[8], f[9], f[10]
+            printf "| %s | %s | %s | %.0f | %s | %s | %.1f µs | %.3f | %s | %d | %d | %.2f |\n", \
+                f[1], f[2], name, f[4], ms(f[5]), ms(f[6]), f[7], f[11], resumed(f[18], f[17]), \
+                f[8], f[9], f[10]
         }
         exit
     }
 
-    print "| variant | conns | req/s | ×pp | p50 | ×pp | p99 | ×pp | CPU/req | ×pp | new conns/req | errors |"
-    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    print "| variant | conns | req/s | ×pp | p50 | ×pp | p99 | ×pp | CPU/req | ×pp | new conns/req | TLS resumed | errors |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for (ci = 1; ci <= nc; ci++) {
         c = cl[ci]
         for (k = 1; k <= nv; k++) {
@@ -85,13 +89,14 @@ END {
                 }
             }
             if (n == 0) continue
-            printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %.1f µs | %s | %.2f | %d |\n", \
+            printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %.1f µs | %s | %.3f | %s | %d |\n", \
                 lab[k], c, median(A, n), ratio(median(RA, m)), \
                 ms(median(B, n)), ratio(median(RB, m)), \
                 ms(median(C, n)), ratio(median(RC, m)), \
-                median(D, n), ratio(median(RD, m)), median(E, n), errs[v, c]
+                median(D, n), ratio(median(RD, m)), median(E, n), \
+                resumed(tls_resumed[v, c], tls_new[v, c]), errs[v, c]
         }
     }
     for (k = 1; k <= np; k++)
-        printf "| %s | | not measured yet | | | | | | | | | |\n", pend[k]
+        printf "| %s | | not measured yet | | | | | | | | | | |\n", pend[k]
 }

@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
-use crate::client::Pool;
+use crate::client::{self, Pool};
 use crate::creds::Providers;
 use crate::invoke::{self, Incoming, Route};
 use queue::SubmitQueue;
@@ -33,7 +33,9 @@ use tickets::{Outcome, Tickets};
 
 /// Outcomes that nobody took within this time are dropped.
 const UNTAKEN_MAX_AGE: Duration = Duration::from_secs(60);
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// Untaken outcomes are looked for this often (the pool is swept more often, every
+/// `client::SWEEP_EVERY`, to keep to its grace period).
+const EXPIRE_TICKETS_EVERY: Duration = Duration::from_secs(1);
 /// An idle pump gets a heartbeat (ticket id 0) this often, so that its cosocket read
 /// (timeout 60 s) never times out: lua-nginx-module logs every read timeout as an error.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
@@ -308,13 +310,18 @@ async fn write_completions(w: Arc<Worker>, listener: UnixListener) {
 }
 
 async fn housekeeping(w: Arc<Worker>) {
-    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    let mut tick = tokio::time::interval(client::SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tickets_expired = Instant::now();
     loop {
         tick.tick().await;
         let now = Instant::now();
         w.pool.sweep(now);
-        w.tickets.lock().expire(now, UNTAKEN_MAX_AGE);
+        // The ticket table is shared with the nginx thread: scan it only once a second.
+        if now.duration_since(tickets_expired) >= EXPIRE_TICKETS_EVERY {
+            tickets_expired = now;
+            w.tickets.lock().expire(now, UNTAKEN_MAX_AGE);
+        }
     }
 }
 

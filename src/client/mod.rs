@@ -7,7 +7,7 @@
 
 mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -84,15 +84,99 @@ impl fmt::Display for ClientError {
     }
 }
 
-struct Idle {
-    sender: SendRequest<Full<Bytes>>,
+/// How long a connection over an endpoint's `keepalive_pool` may stay idle before it is
+/// closed. Completions arrive in batches: closing the surplus at once (nginx's
+/// `keepalive N`) means connecting again a moment later, so the cap is enforced over
+/// time instead. A second covers the gaps between batches under load and is short
+/// next to `keepalive_timeout` (at least 1 s, 60 s by default).
+pub const SURPLUS_GRACE: Duration = Duration::from_secs(1);
+
+/// Idle connections an endpoint may hold over its `keepalive_pool` while they wait out
+/// the grace period: the hard bound for a pathological burst. Past it the connection
+/// idle the longest is closed at once.
+pub const SURPLUS_MAX: usize = 1024;
+
+/// How often the runtime sweeps the pool: often enough that a surplus connection goes
+/// within a quarter of the grace period after it ran out.
+pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+struct Idle<C> {
+    conn: C,
+    since: Instant,
     expires: Instant,
 }
 
+/// One endpoint's idle connections, the longest idle first. Checkout and checkin work
+/// at the back, so the order by idle time holds without sorting, and the connections
+/// that stay at the front are the ones the load does not need.
+struct IdleList<C> {
+    conns: VecDeque<Idle<C>>,
+    /// `keepalive_pool` of the route that checked in last.
+    cap: usize,
+}
+
+impl<C> Default for IdleList<C> {
+    fn default() -> Self {
+        Self {
+            conns: VecDeque::new(),
+            cap: 0,
+        }
+    }
+}
+
+impl<C> IdleList<C> {
+    /// The most recently used connection that is still usable: the least likely to
+    /// have been closed by the function.
+    fn pop(&mut self, now: Instant, usable: impl Fn(&C) -> bool) -> Option<C> {
+        while let Some(idle) = self.conns.pop_back() {
+            if idle.expires > now && usable(&idle.conn) {
+                return Some(idle.conn);
+            }
+        }
+        None
+    }
+
+    fn push(&mut self, conn: C, now: Instant, cap: usize, keepalive_timeout: Duration) {
+        self.cap = cap;
+        if self.conns.len() >= cap.saturating_add(SURPLUS_MAX) {
+            self.conns.pop_front();
+        }
+        self.conns.push_back(Idle {
+            conn,
+            since: now,
+            expires: now + keepalive_timeout,
+        });
+        self.trim(now);
+    }
+
+    /// Closes what is over the cap and has been idle for the whole grace period.
+    fn trim(&mut self, now: Instant) {
+        while self.conns.len() > self.cap {
+            match self.conns.front() {
+                Some(oldest) if now.duration_since(oldest.since) >= SURPLUS_GRACE => {
+                    self.conns.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Instant, closed: impl Fn(&C) -> bool) {
+        self.conns.retain(|c| c.expires > now && !closed(&c.conn));
+        self.trim(now);
+    }
+}
+
 /// Idle keepalive connections by endpoint.
+///
+/// `keepalive_pool` bounds what an endpoint keeps idle once the load drops, not what a
+/// batch of completions may hold for a moment: a connection over the cap stays usable
+/// for [`SURPLUS_GRACE`] and is closed if nothing took it by then, so under steady load
+/// nothing is closed and reopened. [`SURPLUS_MAX`] bounds the surplus, and
+/// `keepalive_timeout` ends every idle connection.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<Endpoint, Vec<Idle>>>,
+    idle: Mutex<HashMap<Endpoint, IdleList<SendRequest<Full<Bytes>>>>>,
 }
 
 impl Pool {
@@ -172,14 +256,7 @@ impl Pool {
     fn checkout(&self, ep: &Endpoint) -> Option<SendRequest<Full<Bytes>>> {
         let now = Instant::now();
         let mut idle = self.idle.lock();
-        let list = idle.get_mut(ep)?;
-        // Most recently used first: it is the least likely to have been closed.
-        while let Some(conn) = list.pop() {
-            if conn.expires > now && conn.sender.is_ready() {
-                return Some(conn.sender);
-            }
-        }
-        None
+        idle.get_mut(ep)?.pop(now, |c| c.is_ready())
     }
 
     fn checkin(&self, ep: &Endpoint, sender: SendRequest<Full<Bytes>>, opts: &Options) {
@@ -191,20 +268,21 @@ impl Pool {
             Some(list) => list,
             None => idle.entry(ep.clone()).or_default(),
         };
-        if list.len() < opts.pool_size {
-            list.push(Idle {
-                sender,
-                expires: Instant::now() + opts.keepalive_timeout,
-            });
-        }
+        list.push(
+            sender,
+            Instant::now(),
+            opts.pool_size,
+            opts.keepalive_timeout,
+        );
     }
 
-    /// Closes idle connections past their keepalive timeout.
+    /// Closes idle connections past their keepalive timeout, and those over the cap
+    /// past the grace period. Runs every [`SWEEP_EVERY`].
     pub fn sweep(&self, now: Instant) {
         let mut idle = self.idle.lock();
         idle.retain(|_, list| {
-            list.retain(|c| c.expires > now && !c.sender.is_closed());
-            !list.is_empty()
+            list.sweep(now, |c| c.is_closed());
+            !list.conns.is_empty()
         });
     }
 }
@@ -303,4 +381,94 @@ where
         let _ = conn.await;
     });
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn ids(list: &IdleList<u32>) -> Vec<u32> {
+        list.conns.iter().map(|c| c.conn).collect()
+    }
+
+    #[test]
+    fn a_batch_over_the_cap_stays_usable_within_the_grace_period() {
+        let t0 = Instant::now();
+        let mut list = IdleList::default();
+        for id in 0..32 {
+            list.push(id, t0, 5, TIMEOUT);
+        }
+        assert_eq!(list.conns.len(), 32);
+        // The next batch of requests takes all of them, newest first: no connect.
+        let later = t0 + SURPLUS_GRACE / 2;
+        for want in (0..32).rev() {
+            assert_eq!(list.pop(later, |_| true), Some(want));
+        }
+        assert_eq!(list.pop(later, |_| true), None);
+    }
+
+    #[test]
+    fn the_surplus_goes_after_the_grace_period_longest_idle_first() {
+        let t0 = Instant::now();
+        let mut list = IdleList::default();
+        for id in 0..8 {
+            list.push(id, t0 + Duration::from_millis(id.into()), 5, TIMEOUT);
+        }
+        list.sweep(t0 + SURPLUS_GRACE - Duration::from_millis(1), |_| false);
+        assert_eq!(list.conns.len(), 8);
+        list.sweep(t0 + SURPLUS_GRACE + Duration::from_millis(1), |_| false);
+        assert_eq!(ids(&list), [2, 3, 4, 5, 6, 7]);
+        list.sweep(t0 + SURPLUS_GRACE * 2, |_| false);
+        assert_eq!(ids(&list), [3, 4, 5, 6, 7]);
+        // The cap itself is kept until keepalive_timeout.
+        list.sweep(t0 + TIMEOUT - Duration::from_millis(1), |_| false);
+        assert_eq!(list.conns.len(), 5);
+        list.sweep(t0 + TIMEOUT + Duration::from_millis(8), |_| false);
+        assert_eq!(list.conns.len(), 0);
+    }
+
+    #[test]
+    fn a_checkin_trims_what_outstayed_the_grace_period() {
+        let t0 = Instant::now();
+        let mut list = IdleList::default();
+        for id in 0..3 {
+            list.push(id, t0, 1, TIMEOUT);
+        }
+        list.push(3, t0 + SURPLUS_GRACE, 1, TIMEOUT);
+        assert_eq!(ids(&list), [3]);
+    }
+
+    #[test]
+    fn a_burst_holds_at_most_surplus_max_over_the_cap() {
+        let t0 = Instant::now();
+        let mut list = IdleList::default();
+        let n = u32::try_from(SURPLUS_MAX).unwrap() + 100;
+        for id in 0..n {
+            list.push(id, t0, 5, TIMEOUT);
+        }
+        assert_eq!(list.conns.len(), 5 + SURPLUS_MAX);
+        // The ones idle the longest went first.
+        assert_eq!(
+            list.conns.front().map(|c| c.conn),
+            Some(n - 5 - SURPLUS_MAX as u32)
+        );
+    }
+
+    #[test]
+    fn expired_and_closed_connections_are_never_handed_out() {
+        let t0 = Instant::now();
+        let mut list = IdleList::default();
+        list.push(1, t0, 5, Duration::from_secs(1));
+        list.push(2, t0, 5, Duration::from_secs(60));
+        list.push(3, t0, 5, Duration::from_secs(60));
+        // 3 is closed, 1 has expired: 2 is the only one usable.
+        let at = t0 + Duration::from_secs(2);
+        assert_eq!(list.pop(at, |&c| c != 3), Some(2));
+        assert_eq!(list.pop(at, |_| true), None);
+        list.push(4, t0, 5, Duration::from_secs(60));
+        list.sweep(t0, |&c| c == 4);
+        assert!(list.conns.is_empty());
+    }
 }

@@ -2,12 +2,27 @@
 //!
 //! Verification is on unless a route sets `ssl_verify: false`. Roots come from the system
 //! store (rustls-native-certs, which honours `SSL_CERT_FILE`/`SSL_CERT_DIR` like OpenSSL).
+//! Each configuration has its own session store, so new connections resume the sessions
+//! of earlier ones to the same server instead of paying a full handshake.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
+use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme};
+
+/// TLS 1.3 tickets kept per server name. A ticket resumes one connection only, and
+/// rustls's own store keeps 8 per server: a burst of new connections then runs out and
+/// most of it pays full handshakes. The server sends one or two tickets per
+/// connection, so a larger store covers a burst as wide as the connections it replaces.
+const TICKETS_PER_SERVER: usize = 128;
+/// Server names with sessions kept; past it, one is forgotten to make room.
+const MAX_SERVERS: usize = 64;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -32,6 +47,7 @@ fn build(verify: bool) -> Result<Arc<ClientConfig>, String> {
             .with_no_client_auth()
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = Resumption::store(Arc::new(SessionStore::default()));
     Ok(Arc::new(config))
 }
 
@@ -41,6 +57,80 @@ pub fn config(verify: bool) -> Result<Arc<ClientConfig>, String> {
     static NO_VERIFY: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
     let cell = if verify { &VERIFY } else { &NO_VERIFY };
     cell.get_or_init(|| build(verify)).clone()
+}
+
+#[derive(Default)]
+struct ServerSessions {
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<Tls12ClientSessionValue>,
+    /// Oldest first.
+    tls13: VecDeque<Tls13ClientSessionValue>,
+}
+
+/// The sessions of one configuration (one worker, `ssl_verify` on or off) by server
+/// name: rustls's in-memory store with room for more tickets per server.
+#[derive(Default)]
+struct SessionStore {
+    servers: Mutex<HashMap<ServerName<'static>, ServerSessions>>,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Sessions hold secrets: only their count is shown.
+        f.debug_struct("SessionStore")
+            .field("servers", &self.servers.lock().len())
+            .finish()
+    }
+}
+
+impl SessionStore {
+    fn edit(&self, name: ServerName<'static>, f: impl FnOnce(&mut ServerSessions)) {
+        let mut servers = self.servers.lock();
+        if !servers.contains_key(&name) && servers.len() >= MAX_SERVERS {
+            if let Some(any) = servers.keys().next().cloned() {
+                servers.remove(&any);
+            }
+        }
+        f(servers.entry(name).or_default());
+    }
+}
+
+impl ClientSessionStore for SessionStore {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: NamedGroup) {
+        self.edit(name, |s| s.kx_hint = Some(group));
+    }
+
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.servers.lock().get(name).and_then(|s| s.kx_hint)
+    }
+
+    fn set_tls12_session(&self, name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.edit(name, |s| s.tls12 = Some(value));
+    }
+
+    fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.servers.lock().get(name).and_then(|s| s.tls12.clone())
+    }
+
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        if let Some(s) = self.servers.lock().get_mut(name) {
+            s.tls12 = None;
+        }
+    }
+
+    fn insert_tls13_ticket(&self, name: ServerName<'static>, value: Tls13ClientSessionValue) {
+        self.edit(name, |s| {
+            if s.tls13.len() >= TICKETS_PER_SERVER {
+                s.tls13.pop_front();
+            }
+            s.tls13.push_back(value);
+        });
+    }
+
+    fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        // The newest: the furthest from its lifetime's end.
+        self.servers.lock().get_mut(name)?.tls13.pop_back()
+    }
 }
 
 /// `ssl_verify: false`: accept any certificate, still check handshake signatures.

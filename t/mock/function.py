@@ -85,6 +85,11 @@ Control API on the main port (not signed):
                   mock knows (tests check that none reaches a log).
   GET /_servers   JSON {"imds_port", "ecs_port", "sts_port", "ecs_token"}
                   (null for a listener that was not started).
+  GET /_conns     JSON {"accepted", "open"}: connections to the main port that
+                  carried a request other than a control one, since the start
+                  or the last /_reset (accepted), and those of them not closed
+                  yet (open; /_reset leaves it).  Tests count the connections
+                  a client opens and keeps with them.
 """
 
 import argparse
@@ -460,6 +465,15 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.conn_serial = next(_CONN_SERIAL)
+        self.counted = False
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            if self.counted:
+                with STATE_LOCK:
+                    CONNS["open"] -= 1
 
     # BaseHTTPRequestHandler calls do_<METHOD>; answer every method the same
     def __getattr__(self, name):
@@ -558,6 +572,11 @@ class Handler(BaseHTTPRequestHandler):
             log("mock: %s %s control conn=%d" % (method, target, self.conn_serial))
             self.control(method, path, query, body)
             return
+        if not self.counted:
+            self.counted = True
+            with STATE_LOCK:
+                CONNS["accepted"] += 1
+                CONNS["open"] += 1
         result = verify(method, target, received, body)
         verdict, signed = result.verdict, result.signed_headers
         log("mock: %s %s %s conn=%d" % (method, target, verdict, self.conn_serial))
@@ -623,7 +642,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def control(self, method, path, query, body):
         """The control API of the credential sources (see the module doc)."""
-        want = "GET" if path in ("/_stats", "/_secrets", "/_servers") else "POST"
+        want = "GET" if path in ("/_stats", "/_secrets", "/_servers", "/_conns") else "POST"
         if method != want and not (want == "POST" and method == "PUT"):
             self.send_json(405, {"error": "%s wants %s" % (path, want)})
         elif path == "/_creds":
@@ -647,6 +666,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, stats())
         elif path == "/_secrets":
             self.send_json(200, {"secrets": sorted(known_secrets())})
+        elif path == "/_conns":
+            self.send_json(200, conn_counts())
         else:  # /_servers
             with STATE_LOCK:
                 self.send_json(200, dict(SERVERS))
@@ -731,9 +752,11 @@ COUNTERS = ("imds_token", "imds_token_refused", "imds_unauthorized", "imds_role"
             "imds_credentials", "imds_extended", "imds_not_found", "imds_failed",
             "ecs_credentials", "ecs_unauthorized", "ecs_garbage", "ecs_down", "ecs_failed",
             "sts_calls", "sts_assume_role", "sts_assume_role_with_web_identity")
-CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers")
+CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers", "/_conns")
 
 STATS = collections.Counter({name: 0 for name in COUNTERS})
+# connections that carried a request other than a control one (GET /_conns)
+CONNS = {"accepted": 0, "open": 0}
 SIGNED = collections.defaultdict(collections.Counter)  # access key -> verdict -> n
 STS_CALLS = []
 IMDS_TOKENS = {}  # token -> expiry (Unix time)
@@ -817,6 +840,7 @@ def reset_sources():
         STATS.update({name: 0 for name in COUNTERS})
         SIGNED.clear()
         del STS_CALLS[:]
+        CONNS["accepted"] = 0
     lambda_api.reset()
 
 
@@ -841,6 +865,11 @@ def stats():
         out["sts"] = [dict(call) for call in STS_CALLS]
     out["invocations"] = lambda_api.stats()
     return out
+
+
+def conn_counts():
+    with STATE_LOCK:
+        return dict(CONNS)
 
 
 def known_secrets():

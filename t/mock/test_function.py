@@ -630,6 +630,48 @@ class TestEndpoints(MockTestCase):
         self.assertEqual(results.count(True), n, [r for r in results if r is not True][:5])
 
 
+class TestConnectionCounts(MockTestCase):
+    """GET /_conns: connections that carried a function request, and those still open."""
+
+    def conns(self):
+        status, _, body = self.send("GET", "/_conns", [("Host", "x")])
+        self.assertEqual(status, 200)
+        return json.loads(body)
+
+    def wait_open(self, want):
+        deadline = time.monotonic() + 5
+        while True:
+            got = self.conns()
+            if got["open"] == want or time.monotonic() > deadline:
+                return got
+
+    def test_counts(self):
+        # control requests (each on its own connection) are not counted
+        self.assertEqual(self.conns(), {"accepted": 0, "open": 0})
+        kept = []
+        for _ in range(3):
+            c = http.client.HTTPConnection(self.mock.host, self.mock.port, timeout=10)
+            for _ in range(2):  # two requests, one connection
+                c.request("GET", "/httptrigger")
+                self.assertEqual(c.getresponse().read(), b"aws lambda invoked\n")
+            kept.append(c)
+        self.assertEqual(self.wait_open(3), {"accepted": 3, "open": 3})
+        kept.pop().close()
+        self.assertEqual(self.wait_open(2), {"accepted": 3, "open": 2})
+        # a connection the mock closes itself counts as closed too
+        with self.connect() as s:
+            s.sendall(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(read_all(s), b"")
+        self.assertEqual(self.wait_open(2), {"accepted": 4, "open": 2})
+        # /_reset starts the count of accepted connections again; open stays
+        status, _, _ = self.send("POST", "/_reset", [("Host", "x")])
+        self.assertEqual(status, 200)
+        self.assertEqual(self.conns(), {"accepted": 0, "open": 2})
+        for c in kept:
+            c.close()
+        self.assertEqual(self.wait_open(0), {"accepted": 0, "open": 0})
+
+
 HAVE_MOTO = importlib.util.find_spec("moto") is not None
 ECS_TOKEN = "test-container-authorization-token"
 
