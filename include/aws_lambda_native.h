@@ -6,6 +6,11 @@
 #include <stdint.h>
 
 /*
+ The `Retry-After` (seconds) of those 503s: a fetch may be tried again by then.
+ */
+#define RETRY_AFTER_SECS 1
+
+/*
  Success.
  */
 #define AWSL_OK 0
@@ -88,7 +93,8 @@ typedef struct AwslRequest {
  What `awsl_ticket_take` reports. When `is_error` is 0, the buffer holds
  `head_len` bytes of response headers (`name:value\n` lines) followed by `body_len`
  bytes of body. When `is_error` is 1, `status` is the status to answer and the buffer
- holds a `body_len`-byte message for the error log. Either way `log_len` bytes
+ holds `head_len` bytes of headers to send with it (e.g. `retry-after:1\n`, often
+ none) followed by a `body_len`-byte message for the error log. Either way `log_len` bytes
  follow: a message for the error log at info level (the function's log tail).
  */
 typedef struct AwslResponse {

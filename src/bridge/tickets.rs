@@ -24,6 +24,8 @@ pub enum Outcome {
     Error {
         status: u16,
         message: String,
+        /// Headers to send with the status (`name:value\n` lines), e.g. `Retry-After`.
+        head: Vec<u8>,
         log: Option<String>,
     },
 }
@@ -33,6 +35,7 @@ impl Outcome {
         Outcome::Error {
             status,
             message: message.into(),
+            head: Vec::new(),
             log: None,
         }
     }

@@ -44,7 +44,8 @@ pub struct AwslRequest {
 /// What `awsl_ticket_take` reports. When `is_error` is 0, the buffer holds
 /// `head_len` bytes of response headers (`name:value\n` lines) followed by `body_len`
 /// bytes of body. When `is_error` is 1, `status` is the status to answer and the buffer
-/// holds a `body_len`-byte message for the error log. Either way `log_len` bytes
+/// holds `head_len` bytes of headers to send with it (e.g. `retry-after:1\n`, often
+/// none) followed by a `body_len`-byte message for the error log. Either way `log_len` bytes
 /// follow: a message for the error log at info level (the function's log tail).
 #[repr(C)]
 pub struct AwslResponse {
@@ -170,8 +171,9 @@ pub unsafe extern "C" fn awsl_ticket_take(
             Outcome::Error {
                 status,
                 message,
+                head,
                 log,
-            } => (*status, 1, &[], message.as_bytes(), log),
+            } => (*status, 1, head, message.as_bytes(), log),
         };
         let log = log.as_deref().unwrap_or_default().as_bytes();
         *out = AwslResponse {

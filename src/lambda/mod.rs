@@ -113,6 +113,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
             return Outcome::Error {
                 status,
                 message,
+                head: Vec::new(),
                 log,
             };
         }
@@ -121,6 +122,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
         return Outcome::Error {
             status: invoke.function_error_status,
             message: response::function_error(&String::from_utf8_lossy(kind.as_bytes()), &res.body),
+            head: Vec::new(),
             log,
         };
     }
@@ -138,6 +140,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
         Err(message) => Outcome::Error {
             status: 502,
             message,
+            head: Vec::new(),
             log,
         },
     }

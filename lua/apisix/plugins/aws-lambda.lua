@@ -211,15 +211,20 @@ function _M.access(conf, ctx)
         context = request_context(matched)
     end
 
-    local status, head, res_body, log = native.invoke(route, method, ext, ngx.var.args,
-                                                      request_headers(), body, body_file,
-                                                      conf.timeout, context)
+    local status, head, res_body, log, err_head = native.invoke(route, method, ext,
+                                                                ngx.var.args,
+                                                                request_headers(), body,
+                                                                body_file, conf.timeout,
+                                                                context)
     if log then
         ngx_log(INFO, plugin_name, ": ", log)
     end
     if not status then
         -- `head` is the failure status, `res_body` the message (no secrets in it).
         ngx_log(ERR, "failed to process ", plugin_name, ", err: ", res_body)
+        if err_head and err_head ~= "" then
+            set_response_headers(err_head)
+        end
         return head
     end
 

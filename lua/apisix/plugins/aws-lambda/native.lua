@@ -267,7 +267,8 @@ local function poll(id, timeout_ms)
 end
 
 
--- `status, head, body, log`, or `nil, status, message, log`, from a taken outcome.
+-- `status, head, body, log`, or `nil, status, message, log, head`, from a taken
+-- outcome.
 local function outcome(data)
     local head_len = tonumber(resp.head_len)
     local body_len = tonumber(resp.body_len)
@@ -276,7 +277,8 @@ local function outcome(data)
         log = ffi_string(data + head_len + body_len, resp.log_len)
     end
     if resp.is_error ~= 0 then
-        return nil, tonumber(resp.status), ffi_string(data, body_len), log
+        return nil, tonumber(resp.status), ffi_string(data + head_len, body_len), log,
+               ffi_string(data, head_len)
     end
     return tonumber(resp.status), ffi_string(data, head_len),
            ffi_string(data + head_len, body_len), log
@@ -285,8 +287,9 @@ end
 
 -- Calls the function behind `route` and waits without blocking the worker.
 -- Returns `status, head, body, log` (head: `name:value\n` lines), or
--- `nil, status, message, log` when the call failed (the message is for the error
--- log). `log`, when not nil, is for the error log at info level. `context` is the
+-- `nil, status, message, log, head` when the call failed (the message is for the
+-- error log; head, when not nil, holds headers to send with the status, such as
+-- Retry-After). `log`, when not nil, is for the error log at info level. `context` is the
 -- request context for routes that send an event (see `AwslRequest.context`).
 function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_ms,
                    context)
