@@ -10,8 +10,11 @@
 //!
 //! Each worker keeps one [`Cached`] per distinct source. Credentials are refreshed by a
 //! background task ahead of their expiry, so requests never wait while valid
-//! credentials exist; only the first request (or one after every credential expired)
-//! waits for a fetch. Everything here runs on the worker's runtime thread.
+//! credentials exist. Without valid credentials, at most one fetch per source runs, in
+//! the background: the first request of a source waits for it up to [`FIRST_FETCH_WAIT`]
+//! (or half the route's timeout), any later one up to [`OUTAGE_WAIT`], and then fails
+//! with the last error instead of queueing behind the SDK's retries. Everything here
+//! runs on the worker's runtime thread.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,6 +43,14 @@ const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Without valid credentials, a failed fetch is not repeated for this long: requests in
 /// that time fail at once instead of hammering a source that is down.
 const FAILED_FETCH_HOLD: Duration = Duration::from_secs(1);
+/// How long the first request of a source waits for its first fetch (at most half the
+/// route's timeout): long enough for a cold STS call, short of the default 3 s timeout.
+pub const FIRST_FETCH_WAIT: Duration = Duration::from_secs(2);
+/// Once a source has had credentials or failed, a request without valid credentials
+/// waits this long at most for a fetch under way, then answers 503.
+pub const OUTAGE_WAIT: Duration = Duration::from_millis(100);
+/// The `Retry-After` (seconds) of those 503s: a fetch may be tried again by then.
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 /// A refresh failure while valid credentials remain is logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 /// The session name used when a route sets none.
@@ -103,7 +114,12 @@ pub struct Providers {
 
 impl Providers {
     /// Credentials for `source`, waiting only when none are valid.
-    pub async fn get(self: &Arc<Self>, source: &Source) -> Result<Credentials, String> {
+    /// `first_wait` bounds the wait for a source's very first fetch.
+    pub async fn get(
+        self: &Arc<Self>,
+        source: &Source,
+        first_wait: Duration,
+    ) -> Result<Credentials, String> {
         match source {
             Source::Static(creds) => Ok(creds.clone()),
             Source::Dynamic(dynamic) => {
@@ -113,7 +129,7 @@ impl Providers {
                     .entry(dynamic.clone())
                     .or_insert_with(|| Arc::new(Cached::new(dynamic.clone())))
                     .clone();
-                cached.get(self).await
+                cached.get(self, first_wait).await
             }
         }
     }
@@ -133,6 +149,17 @@ struct Current {
     creds: Credentials,
     expires: Option<SystemTime>,
     refresh_at: Option<SystemTime>,
+    /// How long before `expires` a healthy source hands out new credentials: the
+    /// refresh-ahead time these credentials were first given (at most REFRESH_AHEAD).
+    window: Duration,
+}
+
+impl Current {
+    fn valid(&self, now: SystemTime) -> Option<Credentials> {
+        self.expires
+            .is_none_or(|e| e > now)
+            .then(|| self.creds.clone())
+    }
 }
 
 #[derive(Default)]
@@ -142,11 +169,23 @@ struct State {
     fetching: bool,
     /// Whether the background refresh task runs.
     refresher: bool,
-    /// Incremented when a fetch ends, so that waiters know theirs is over.
-    fetches: u64,
     last_error: Option<String>,
     last_failure: Option<Instant>,
     last_logged: Option<Instant>,
+}
+
+impl State {
+    /// The 503's message: the last error, which may date from before the expiry.
+    fn no_credentials(&self, err: &str) -> String {
+        let expired = self.current.as_ref().and_then(|c| c.expires);
+        match expired.and_then(|e| SystemTime::now().duration_since(e).ok()) {
+            Some(ago) => format!(
+                "no AWS credentials (the last expired {} s ago): {err}",
+                ago.as_secs()
+            ),
+            None => format!("no AWS credentials: {err}"),
+        }
+    }
 }
 
 /// One source's credentials and their refresh.
@@ -165,45 +204,59 @@ impl Cached {
         }
     }
 
-    async fn get(self: &Arc<Self>, providers: &Arc<Providers>) -> Result<Credentials, String> {
-        let notified = {
+    /// Valid credentials, or else waits for a fetch (starting one in the background
+    /// unless one runs or the last failed less than FAILED_FETCH_HOLD ago) for at most
+    /// `first_wait` on a source never fetched, OUTAGE_WAIT otherwise.
+    async fn get(
+        self: &Arc<Self>,
+        providers: &Arc<Providers>,
+        first_wait: Duration,
+    ) -> Result<Credentials, String> {
+        let (notified, wait) = {
             let mut state = self.state.lock();
-            if let Some(current) = &state.current {
-                if current.expires.is_none_or(|e| e > SystemTime::now()) {
-                    return Ok(current.creds.clone());
-                }
-            }
-            let seen = state.fetches;
-            if let (false, Some(failed), Some(err)) =
-                (state.fetching, state.last_failure, &state.last_error)
+            if let Some(creds) = state
+                .current
+                .as_ref()
+                .and_then(|c| c.valid(SystemTime::now()))
             {
-                if failed.elapsed() < FAILED_FETCH_HOLD {
-                    return Err(format!("no AWS credentials: {err}"));
-                }
+                return Ok(creds);
             }
             if !state.fetching {
+                if let (Some(failed), Some(err)) = (state.last_failure, &state.last_error) {
+                    if failed.elapsed() < FAILED_FETCH_HOLD {
+                        return Err(state.no_credentials(err));
+                    }
+                }
                 state.fetching = true;
                 tokio::spawn(self.clone().first_fetch(providers.clone()));
             }
+            let first = state.current.is_none() && state.last_error.is_none();
+            // Created under the lock: notify_waiters reaches it before it is polled.
             let notified = self.fetched.notified();
-            (notified, seen)
+            (notified, if first { first_wait } else { OUTAGE_WAIT })
         };
-        let (notified, seen) = notified;
-        notified.await;
+        let finished = tokio::time::timeout(wait, notified).await.is_ok();
         let state = self.state.lock();
-        match &state.current {
-            Some(current) if current.expires.is_none_or(|e| e > SystemTime::now()) => {
-                Ok(current.creds.clone())
-            }
-            _ if state.fetches > seen => Err(format!(
-                "no AWS credentials: {}",
-                state
-                    .last_error
-                    .as_deref()
-                    .unwrap_or("the source returned none")
-            )),
-            _ => Err("no AWS credentials: the fetch did not finish".into()),
+        if let Some(creds) = state
+            .current
+            .as_ref()
+            .and_then(|c| c.valid(SystemTime::now()))
+        {
+            return Ok(creds);
         }
+        Err(match (&state.last_error, finished) {
+            (Some(err), _) => state.no_credentials(err),
+            (None, false) if state.current.is_some() => state.no_credentials(&format!(
+                "{} has not answered the refresh yet (still trying)",
+                self.source.describe()
+            )),
+            (None, false) => format!(
+                "no AWS credentials yet: {} gave none within {} ms (still trying)",
+                self.source.describe(),
+                wait.as_millis()
+            ),
+            (None, true) => "no AWS credentials: the source returned none".into(),
+        })
     }
 
     /// Fetches new credentials, stores them and wakes the waiters (the caller set
@@ -215,7 +268,6 @@ impl Cached {
         let next = {
             let mut state = self.state.lock();
             state.fetching = false;
-            state.fetches += 1;
             match result {
                 Ok(current) => {
                     let next = current.refresh_at;
@@ -244,7 +296,8 @@ impl Cached {
                     }
                     state.last_error = Some(e);
                     state.last_failure = Some(Instant::now());
-                    still_valid.map(|_| now + RETRY_AFTER)
+                    // Retried before they expire; after that, requests start fetches.
+                    still_valid.map(|expires| (now + RETRY_AFTER).min(expires))
                 }
             }
         };
@@ -291,6 +344,18 @@ impl Cached {
             .map_err(|e| describe_error(&self.source, &e))?;
         let now = SystemTime::now();
         let expires = creds.expiry();
+        let previous = self.state.lock().current.as_ref().and_then(|c| {
+            (c.creds.access_key_id() == creds.access_key_id() && c.expires == expires)
+                .then_some(c.window)
+        });
+        let window = match expires {
+            Some(e) => {
+                let left = e.duration_since(now).unwrap_or_default();
+                self.check_fresh(e, now, previous)?;
+                previous.unwrap_or(REFRESH_AHEAD.min(left / 2))
+            }
+            None => Duration::ZERO,
+        };
         let refresh_at = expires.map(|e| {
             let left = e.duration_since(now).unwrap_or_default();
             (e - REFRESH_AHEAD.min(left / 2)).max(now + MIN_REFRESH_INTERVAL)
@@ -303,7 +368,46 @@ impl Cached {
             ),
             expires,
             refresh_at,
+            window,
         })
+    }
+
+    /// Credentials that are expired, expire before the next refresh could run, or are
+    /// the ones we had, handed back inside their refresh window, are a failed fetch:
+    /// aws-config's IMDS provider answers a failure with the last credentials it got
+    /// (`last_retrieved_credentials`), hiding the cause. `previous` is the refresh
+    /// window of the current credentials when these are the same ones.
+    fn check_fresh(
+        &self,
+        expires: SystemTime,
+        now: SystemTime,
+        previous: Option<Duration>,
+    ) -> Result<(), String> {
+        let stale = match expires.duration_since(now) {
+            Err(ago) => format!(
+                "credentials that expired {} s ago",
+                ago.duration().as_secs()
+            ),
+            Ok(left) if left < MIN_REFRESH_INTERVAL || previous.is_some_and(|w| left <= w) => {
+                let which = if previous.is_some() {
+                    "the credentials it already had"
+                } else {
+                    "credentials"
+                };
+                format!("{which}, expiring in {} s", left.as_secs())
+            }
+            Ok(_) => return Ok(()),
+        };
+        let hint = if self.source.base.is_none() {
+            " (aws-config's instance metadata (IMDS) provider does this when IMDS fails, \
+             and does not say why)"
+        } else {
+            ""
+        };
+        Err(format!(
+            "{} handed back {stale}: it could not fetch new ones{hint}",
+            self.source.describe()
+        ))
     }
 }
 
@@ -407,9 +511,40 @@ mod tests {
     fn static_credentials_are_used_as_they_are() {
         let providers = Arc::new(Providers::default());
         let source = Source::Static(Credentials::new("AK", "SK", Some("TOKEN".into())));
-        let creds = runtime().block_on(providers.get(&source)).expect("creds");
+        let creds = runtime()
+            .block_on(providers.get(&source, FIRST_FETCH_WAIT))
+            .expect("creds");
         assert_eq!(creds.access_key_id(), "AK");
         assert!(creds.has_session_token());
+    }
+
+    #[test]
+    fn credentials_handed_back_stale_are_a_failed_fetch() {
+        let cached = Cached::new(Dynamic {
+            base: None,
+            assume_role: None,
+            region: "us-east-1".into(),
+        });
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        assert!(cached.check_fresh(now + hour, now, None).is_ok());
+        // the same credentials again, outside their refresh window: a healthy source
+        assert!(cached
+            .check_fresh(now + hour, now, Some(REFRESH_AHEAD))
+            .is_ok());
+        let again = cached.check_fresh(now + Duration::from_secs(200), now, Some(REFRESH_AHEAD));
+        let err = again.expect_err("the same credentials inside their refresh window");
+        assert!(err.starts_with("the AWS credential chain handed back the credentials it already had, expiring in 200 s"), "{err}");
+        let err = cached
+            .check_fresh(now - Duration::from_secs(30), now, None)
+            .expect_err("expired");
+        assert!(
+            err.contains("credentials that expired 30 s ago: it could not fetch new ones"),
+            "{err}"
+        );
+        assert!(cached
+            .check_fresh(now + Duration::from_secs(2), now, None)
+            .is_err());
     }
 
     #[test]

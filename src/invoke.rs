@@ -140,17 +140,15 @@ pub async fn call(
     };
     let creds = match (&route.signing, headers.sign) {
         (Some((_, source)), true) => {
-            match tokio::time::timeout_at(deadline, providers.get(source)).await {
+            let first_wait = creds::FIRST_FETCH_WAIT.min(timeout / 2);
+            match tokio::time::timeout_at(deadline, providers.get(source, first_wait)).await {
                 Ok(Ok(creds)) => Some(creds),
-                Ok(Err(message)) => return Outcome::error(503, message),
+                Ok(Err(message)) => return no_credentials(message),
                 Err(_) => {
-                    return Outcome::error(
-                        503,
-                        format!(
-                            "no AWS credentials within the timeout ({} ms)",
-                            timeout.as_millis()
-                        ),
-                    )
+                    return no_credentials(format!(
+                        "no AWS credentials within the timeout ({} ms)",
+                        timeout.as_millis()
+                    ))
                 }
             }
         }
@@ -214,6 +212,17 @@ async fn exchange(
             log: None,
         },
         Err(err) => transport_error(route, &err),
+    }
+}
+
+/// 503 with `Retry-After`: the function was not called, and a fetch of credentials
+/// may be tried again by then.
+fn no_credentials(message: String) -> Outcome {
+    Outcome::Error {
+        status: 503,
+        message,
+        head: format!("retry-after:{}\n", creds::RETRY_AFTER_SECS).into_bytes(),
+        log: None,
     }
 }
 

@@ -20,7 +20,8 @@ pub enum Outcome {
         log: Option<String>,
     },
     /// The request failed: the status to answer, headers to answer it with (as
-    /// `name:value\n` lines: `Retry-After` of a throttled call), a message for the error
+    /// `name:value\n` lines: `Retry-After` of a throttled call or of a credential
+    /// outage), a message for the error
     /// log (never containing a secret), and as above an info-level message.
     Error {
         status: u16,

@@ -89,16 +89,16 @@ impl fmt::Display for ClientError {
 /// `keepalive N`) means connecting again a moment later, so the cap is enforced over
 /// time instead. A second covers the gaps between batches under load and is short
 /// next to `keepalive_timeout` (at least 1 s, 60 s by default).
-pub const SURPLUS_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const SURPLUS_GRACE: Duration = Duration::from_secs(1);
 
 /// Idle connections an endpoint may hold over its `keepalive_pool` while they wait out
 /// the grace period: the hard bound for a pathological burst. Past it the connection
 /// idle the longest is closed at once.
-pub const SURPLUS_MAX: usize = 1024;
+pub(crate) const SURPLUS_MAX: usize = 1024;
 
 /// How often the runtime sweeps the pool: often enough that a surplus connection goes
 /// within a quarter of the grace period after it ran out.
-pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 struct Idle<C> {
     conn: C,

@@ -45,8 +45,8 @@ pub struct AwslRequest {
 /// headers (`name:value\n` lines), then `body_len` bytes, then `log_len` bytes of a
 /// message for the error log at info level (the function's log tail). When `is_error`
 /// is 0, the `body_len` bytes are the body. When `is_error` is 1, `status` is the
-/// status to answer, with the headers (`Retry-After` of a throttled call), and the
-/// `body_len` bytes are a message for the error log.
+/// status to answer, with the headers (`Retry-After` of a throttled call or a
+/// credential outage), and the `body_len` bytes are a message for the error log.
 #[repr(C)]
 pub struct AwslResponse {
     pub status: c_int,
