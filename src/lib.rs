@@ -8,6 +8,11 @@
 //! `bridge` (the per-worker runtime and the hand-off to nginx). The edges are `ffi`
 //! (the C ABI for the per-request path) and `lua` (mlua bindings for setup calls).
 
+// Unsafe code states why it is sound: every unsafe operation sits in an `unsafe` block,
+// also inside an `unsafe fn`, and every block carries a `// SAFETY:` comment.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod bridge;
 pub mod client;
 pub mod config;

@@ -53,7 +53,8 @@ pub(crate) unsafe fn slice<'a>(ptr: *const c_char, len: usize) -> Option<&'a [u8
     if ptr.is_null() {
         return None;
     }
-    Some(std::slice::from_raw_parts(ptr.cast::<u8>(), len))
+    // SAFETY: `ptr` is not NULL and, by the caller's contract, valid for `len` bytes.
+    Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
 }
 
 /// Copies `msg` into the caller's buffer, truncating to its capacity, and stores the
@@ -65,9 +66,14 @@ pub(crate) unsafe fn write_errbuf(msg: &str, buf: *mut c_char, len: *mut usize) 
     if buf.is_null() || len.is_null() {
         return;
     }
-    let n = msg.len().min(*len);
-    std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
-    *len = n;
+    // SAFETY: neither pointer is NULL; by the caller's contract `len` is valid and `buf`
+    // holds `*len` writable bytes, of which at most that many are written; `msg` is
+    // Rust memory and cannot overlap the caller's buffer.
+    unsafe {
+        let n = msg.len().min(*len);
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+        *len = n;
+    }
 }
 
 #[cfg(test)]
@@ -78,12 +84,15 @@ mod tests {
     fn errbuf_truncates() {
         let mut buf: [c_char; 4] = [0; 4];
         let mut len = buf.len();
+        // SAFETY: `buf` holds `len` bytes.
         unsafe { write_errbuf("abcdef", buf.as_mut_ptr(), &mut len) };
         assert_eq!(len, 4);
         assert_eq!(buf.map(|c| c as u8), *b"abcd");
         let mut len = 0;
+        // SAFETY: a capacity of 0 bytes.
         unsafe { write_errbuf("abcdef", buf.as_mut_ptr(), &mut len) };
         assert_eq!(len, 0);
+        // SAFETY: NULL pointers are allowed.
         unsafe { write_errbuf("x", std::ptr::null_mut(), std::ptr::null_mut()) };
     }
 
@@ -98,6 +107,7 @@ mod tests {
 
     #[test]
     fn slices() {
+        // SAFETY: NULL with length 0 is allowed, and NULL with a length is refused.
         unsafe {
             assert_eq!(slice(std::ptr::null(), 0), Some(&[][..]));
             assert_eq!(slice(std::ptr::null(), 3), None);

@@ -77,13 +77,16 @@ pub unsafe extern "C" fn awsl_request_submit(
 ) -> c_int {
     guard(|| {
         let fail = |msg: &str| {
-            write_errbuf(msg, err, err_len);
+            // SAFETY: the caller's contract: `err` is valid for `*err_len` bytes.
+            unsafe { write_errbuf(msg, err, err_len) };
             AWSL_ERROR
         };
         if route.is_null() || req.is_null() || ticket.is_null() {
             return fail("NULL argument");
         }
-        let (route, req) = (&*route, &*req);
+        // SAFETY: neither is NULL; `route` is a live handle from `route_new` and `req`
+        // a filled request (the caller's contract), both only read during this call.
+        let (route, req) = unsafe { (&*route, &*req) };
         let (
             Some(method),
             Some(ext),
@@ -93,13 +96,19 @@ pub unsafe extern "C" fn awsl_request_submit(
             Some(file),
             Some(context),
         ) = (
-            slice(req.method, req.method_len),
-            slice(req.ext, req.ext_len),
-            slice(req.query, req.query_len),
-            slice(req.headers, req.headers_len),
-            slice(req.body, req.body_len),
-            slice(req.body_file, req.body_file_len),
-            slice(req.context, req.context_len),
+            // SAFETY: the caller's contract: every pointer in `req` is valid for its
+            // length; the slices are copied before this call returns.
+            unsafe {
+                (
+                    slice(req.method, req.method_len),
+                    slice(req.ext, req.ext_len),
+                    slice(req.query, req.query_len),
+                    slice(req.headers, req.headers_len),
+                    slice(req.body, req.body_len),
+                    slice(req.body_file, req.body_file_len),
+                    slice(req.context, req.context_len),
+                )
+            }
         )
         else {
             return fail("NULL pointer with a length in the request");
@@ -122,7 +131,8 @@ pub unsafe extern "C" fn awsl_request_submit(
         };
         match worker.submit(route.route.clone(), incoming) {
             Ok(id) => {
-                *ticket = id;
+                // SAFETY: `ticket` is not NULL and points to a u32 (the caller's contract).
+                unsafe { *ticket = id };
                 AWSL_OK
             }
             Err(e) => fail(&e),
@@ -176,12 +186,15 @@ pub unsafe extern "C" fn awsl_ticket_take(
             } => (*status, 1, head, message.as_bytes(), log),
         };
         let log = log.as_deref().unwrap_or_default().as_bytes();
-        *out = AwslResponse {
-            status: c_int::from(status),
-            is_error,
-            head_len: head.len(),
-            body_len: body.len(),
-            log_len: log.len(),
+        // SAFETY: `out` is not NULL and points to an `AwslResponse` (the caller's contract).
+        unsafe {
+            *out = AwslResponse {
+                status: c_int::from(status),
+                is_error,
+                head_len: head.len(),
+                body_len: body.len(),
+                log_len: log.len(),
+            }
         };
         let needed = head.len() + body.len() + log.len();
         if needed > buf_len || (needed > 0 && buf.is_null()) {
@@ -191,7 +204,10 @@ pub unsafe extern "C" fn awsl_ticket_take(
             let buf = buf.cast::<u8>();
             let mut at = 0;
             for part in [head, body, log] {
-                std::ptr::copy_nonoverlapping(part.as_ptr(), buf.add(at), part.len());
+                // SAFETY: `buf` is not NULL and holds `buf_len` >= `needed` bytes (the
+                // caller's contract), so `at + part.len()` stays inside it; the parts are
+                // Rust memory and cannot overlap the caller's buffer.
+                unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), buf.add(at), part.len()) };
                 at += part.len();
             }
         }
@@ -269,6 +285,7 @@ mod tests {
         let req = request("GET", "");
         let mut ticket = 0u32;
         let (mut err, mut len) = errbuf();
+        // SAFETY: a NULL route is refused; the other pointers are valid.
         let rc = unsafe {
             awsl_request_submit(
                 std::ptr::null(),
@@ -280,8 +297,10 @@ mod tests {
         };
         assert_eq!(rc, AWSL_ERROR);
         assert_eq!(text(&err, len), "NULL argument");
+        // SAFETY: a NULL `out` is refused.
         let rc = unsafe { awsl_ticket_take(1, std::ptr::null_mut(), std::ptr::null_mut(), 0) };
         assert_eq!(rc, AWSL_ERROR);
+        // SAFETY: NULL is allowed.
         unsafe { crate::ffi::awsl_route_free(std::ptr::null_mut()) };
     }
 
@@ -292,9 +311,11 @@ mod tests {
         req.query_len = 5; // NULL query with a length
         let mut ticket = 0u32;
         let (mut err, mut len) = errbuf();
+        // SAFETY: a live route; a NULL query with a length is refused; `err` holds `len` bytes.
         let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
         assert_eq!(rc, AWSL_ERROR);
         assert_eq!(text(&err, len), "NULL pointer with a length in the request");
+        // SAFETY: made by `route()`, freed once.
         unsafe { crate::ffi::awsl_route_free(r) };
     }
 
@@ -307,6 +328,7 @@ mod tests {
             body_len: 0,
             log_len: 0,
         };
+        // SAFETY: `out` is valid; a zero-length NULL buffer is allowed.
         let rc = unsafe { awsl_ticket_take(u32::MAX - 7, &mut out, std::ptr::null_mut(), 0) };
         assert_eq!(rc, AWSL_DECLINED);
         assert_eq!(awsl_ticket_cancel(u32::MAX - 7), AWSL_DECLINED);
@@ -322,6 +344,7 @@ mod tests {
         let dir_s = dir.to_str().expect("utf-8");
         let mut path = [0 as c_char; 512];
         let mut path_len = path.len();
+        // SAFETY: `dir_s` and `path` are valid for their lengths.
         let rc = unsafe {
             crate::ffi::awsl_worker_start(
                 dir_s.as_ptr().cast(),
@@ -338,8 +361,10 @@ mod tests {
         let req = request("GET", "x-test:1\n");
         let mut ticket = 0u32;
         let (mut err, mut len) = errbuf();
+        // SAFETY: a live route, a request of valid slices, `err` holds `len` bytes.
         let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
         assert_eq!(rc, AWSL_OK, "{}", text(&err, len));
+        // SAFETY: made by `route()`, freed once.
         unsafe { crate::ffi::awsl_route_free(r) }; // in-flight requests keep the route
 
         pump.set_read_timeout(Some(Duration::from_secs(10)))
@@ -355,18 +380,22 @@ mod tests {
             body_len: 0,
             log_len: 0,
         };
+        // SAFETY: `out` is valid; a zero-length NULL buffer is allowed.
         let rc = unsafe { awsl_ticket_take(ticket, &mut out, std::ptr::null_mut(), 0) };
         assert_eq!(rc, AWSL_TOO_SMALL);
         assert_eq!((out.status, out.is_error), (503, 1));
         let mut buf = vec![0 as c_char; out.body_len];
+        // SAFETY: `buf` holds `buf.len()` bytes.
         let rc = unsafe { awsl_ticket_take(ticket, &mut out, buf.as_mut_ptr(), buf.len()) };
         assert_eq!(rc, AWSL_OK);
         assert!(text(&buf, out.body_len).contains("127.0.0.1:1"));
+        // SAFETY: `buf` holds `buf.len()` bytes.
         let rc = unsafe { awsl_ticket_take(ticket, &mut out, buf.as_mut_ptr(), buf.len()) };
         assert_eq!(rc, AWSL_DECLINED, "a ticket is taken once");
 
         // A cancelled ticket's outcome is dropped when it arrives.
         let r = route("http://127.0.0.1:1/fn");
+        // SAFETY: a live route, a request of valid slices, `err` holds `len` bytes.
         let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
         assert_eq!(rc, AWSL_OK);
         assert_eq!(awsl_ticket_cancel(ticket), AWSL_OK);
@@ -377,6 +406,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(crate::bridge::current().is_some_and(|w| w.tickets().lock().is_empty()));
+        // SAFETY: made by `route()`, freed once.
         unsafe { crate::ffi::awsl_route_free(r) };
 
         // Closing the socket ends the pump's connection; the runtime keeps serving, and
@@ -392,6 +422,7 @@ mod tests {
             "the pump sees EOF"
         );
         let r = route("http://127.0.0.1:1/fn");
+        // SAFETY: a live route, a request of valid slices, `err` holds `len` bytes.
         let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
         assert_eq!(
             rc, AWSL_OK,
@@ -401,6 +432,7 @@ mod tests {
         let mut rc = AWSL_AGAIN;
         while rc == AWSL_AGAIN && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
+            // SAFETY: `buf` holds `buf.len()` bytes.
             rc = unsafe { awsl_ticket_take(ticket, &mut out, buf.as_mut_ptr(), buf.len()) };
         }
         assert!(
@@ -408,6 +440,7 @@ mod tests {
             "polled outcome: {rc}"
         );
         assert_eq!(out.status, 503);
+        // SAFETY: made by `route()`, freed once.
         unsafe { crate::ffi::awsl_route_free(r) };
         let _ = std::fs::remove_dir(&dir);
     }

@@ -40,7 +40,9 @@ pub unsafe extern "C" fn awsl_route_free(route: *mut AwslRoute) {
         return;
     }
     guard(|| {
-        drop(Box::from_raw(route));
+        // SAFETY: the caller's contract: `route` came from `Box::into_raw` in
+        // `AwslRoute::into_raw` and is freed only once.
+        drop(unsafe { Box::from_raw(route) });
         LIVE.fetch_sub(1, Ordering::Relaxed);
         super::AWSL_OK
     });

@@ -25,23 +25,31 @@ pub unsafe extern "C" fn awsl_worker_start(
     out_len: *mut usize,
 ) -> c_int {
     guard(|| {
-        let Some(dir) = slice(dir, dir_len) else {
-            write_errbuf("dir is NULL", out, out_len);
+        // SAFETY: the caller's contract: `dir` is valid for `dir_len` bytes.
+        let Some(dir) = (unsafe { slice(dir, dir_len) }) else {
+            // SAFETY: the caller's contract: `out` is valid for `*out_len` bytes.
+            unsafe { write_errbuf("dir is NULL", out, out_len) };
             return AWSL_ERROR;
         };
         let dir = Path::new(std::ffi::OsStr::from_bytes(dir));
         match bridge::start(dir) {
             Ok(path) => {
                 let path = path.as_os_str().as_bytes();
-                if out.is_null() || out_len.is_null() || *out_len < path.len() {
-                    return AWSL_ERROR;
+                // SAFETY: both pointers are checked for NULL before use; `out` holds
+                // `*out_len` bytes (the caller's contract), and no more than that are
+                // written; the path is Rust memory, so the two cannot overlap.
+                unsafe {
+                    if out.is_null() || out_len.is_null() || *out_len < path.len() {
+                        return AWSL_ERROR;
+                    }
+                    std::ptr::copy_nonoverlapping(path.as_ptr(), out.cast::<u8>(), path.len());
+                    *out_len = path.len();
                 }
-                std::ptr::copy_nonoverlapping(path.as_ptr(), out.cast::<u8>(), path.len());
-                *out_len = path.len();
                 AWSL_OK
             }
             Err(e) => {
-                write_errbuf(&e, out, out_len);
+                // SAFETY: the caller's contract: `out` is valid for `*out_len` bytes.
+                unsafe { write_errbuf(&e, out, out_len) };
                 AWSL_ERROR
             }
         }
@@ -76,6 +84,7 @@ mod tests {
         // Another test in this process may have started the worker: then the call is
         // idempotent and answers with that worker's socket.
         let running = bridge::current().is_some();
+        // SAFETY: `dir` and `out` are valid for their lengths.
         let rc = unsafe {
             awsl_worker_start(dir.as_ptr().cast(), dir.len(), out.as_mut_ptr(), &mut len)
         };
@@ -88,6 +97,7 @@ mod tests {
             assert!(msg.contains("cannot listen on /nonexistent"), "{msg}");
         }
         let mut len = out.len();
+        // SAFETY: a NULL `dir` is refused; `out` is valid for `len` bytes.
         let rc = unsafe { awsl_worker_start(std::ptr::null(), 3, out.as_mut_ptr(), &mut len) };
         assert_eq!(rc, AWSL_ERROR);
     }
