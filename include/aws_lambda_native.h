@@ -31,6 +31,13 @@
 #define AWSL_TOO_SMALL -6
 
 /*
+ The worker's runtime thread has stopped (the message says why): answer 503, and
+ call `awsl_worker_start` to start a new one. The tickets it held are completed
+ with 503.
+ */
+#define AWSL_DEAD -7
+
+/*
  Lambda's payload limits: 6 MB for a synchronous invocation, 1 MB for an
  asynchronous one (`Event`).
  */
@@ -109,7 +116,8 @@ typedef struct AwslResponse {
  for its length; `err` is valid for `*err_len` bytes.
  # Errors
  `AWSL_ERROR` (message in `err`) when the worker was not started in this process or
- an argument is NULL.
+ an argument is NULL; `AWSL_DEAD` (the cause in `err`) when the worker's runtime
+ thread has stopped: nothing was queued, and `awsl_worker_start` starts a new one.
  # Panics
  Never.
  */
@@ -155,7 +163,7 @@ void awsl_route_free(struct AwslRoute *route);
 
 /*
  Starts this worker's runtime thread and completion socket in directory `dir`
- (idempotent per process). On `AWSL_OK`, `out` holds the socket path for the pump;
+ (idempotent per process while the runtime runs; after it stopped, a new one). On `AWSL_OK`, `out` holds the socket path for the pump;
  on `AWSL_ERROR`, a message. `*out_len` is the capacity in, the length written out.
 
  # Safety
@@ -165,7 +173,10 @@ void awsl_route_free(struct AwslRoute *route);
  # Panics
  Never.
  */
-int awsl_worker_start(const char *dir, size_t dir_len, char *out, size_t *out_len);
+int awsl_worker_start(const char *dir,
+                      size_t dir_len,
+                      char *out,
+                      size_t *out_len);
 
 /*
  Closes this worker's completion socket and removes its file, ending the pump, so
@@ -177,3 +188,14 @@ int awsl_worker_start(const char *dir, size_t dir_len, char *out, size_t *out_le
  Never.
  */
 int awsl_worker_close_socket(void);
+
+/*
+ Whether this worker's runtime runs: `AWSL_OK`; `AWSL_DEAD` when its thread has
+ stopped (the tickets it held are completed: wake their waiters, and call
+ `awsl_worker_start` for a new runtime); `AWSL_DECLINED` when none was started in
+ this process.
+
+ # Panics
+ Never.
+ */
+int awsl_worker_check(void);

@@ -34,6 +34,23 @@ fn module(lua: &Lua) -> LuaResult<Table> {
         })?,
     )?;
     m.set(
+        "runtime_restarts",
+        lua.create_function(|_, ()| Ok(crate::bridge::current().map_or(0, |w| w.restarts())))?,
+    )?;
+    // For the recovery tests only: refused unless AWSL_TEST_HOOKS=1 (bridge).
+    m.set(
+        "test_kill_runtime",
+        lua.create_function(|lua, ()| {
+            let result = crate::bridge::current()
+                .ok_or_else(|| "no runtime in this process".to_string())
+                .and_then(|w| w.kill_for_test());
+            match result {
+                Ok(()) => true.into_lua_multi(lua),
+                Err(e) => (Value::Nil, e).into_lua_multi(lua),
+            }
+        })?,
+    )?;
+    m.set(
         "tickets",
         lua.create_function(|_, ()| {
             Ok(crate::bridge::current().map_or(0, |w| w.tickets().lock().len()))

@@ -665,6 +665,7 @@ failed to process aws-lambda, err: function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PO
 
             -- before this worker's runtime is started
             call("close_socket, not started", C.awsl_worker_close_socket())
+            call("check, not started", C.awsl_worker_check())
             call("submit, not started", C.awsl_request_submit(route, req, ticket, err, len), true)
             call("take, not started", C.awsl_ticket_take(1, out, nil, 0))
             call("cancel, not started", C.awsl_ticket_cancel(1))
@@ -677,6 +678,7 @@ failed to process aws-lambda, err: function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PO
             call("start, no room for the path", C.awsl_worker_start("/tmp", 4, err, len))
 
             -- with the runtime started
+            call("check, started", C.awsl_worker_check())
             call("submit, NULL route", C.awsl_request_submit(nil, req, ticket, err, len), true)
             call("submit, NULL request", C.awsl_request_submit(route, nil, ticket, err, len), true)
             call("submit, NULL ticket", C.awsl_request_submit(route, req, nil, err, len), true)
@@ -714,6 +716,7 @@ failed to process aws-lambda, err: function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PO
     }
 --- response_body eval
 "close_socket, not started: 0
+check, not started: -5
 submit, not started: -1 the worker was not started in this process
 take, not started: -5
 cancel, not started: -5
@@ -721,6 +724,7 @@ start, NULL dir: -1 dir is NULL
 start, no such dir: -1
 cannot listen on /nonexistent/awsl/aws-lambda-native-<pid>.sock ...
 start, no room for the path: -1
+check, started: 0
 submit, NULL route: -1 NULL argument
 submit, NULL request: -1 NULL argument
 submit, NULL ticket: -1 NULL argument

@@ -10,14 +10,21 @@
 //! fork: nginx may load the library in the master and then fork. A runtime made in
 //! another process is dead here, so the worker state is keyed by the process id and an
 //! inherited one is leaked, never dropped (dropping would join threads that do not exist).
+//!
+//! A runtime thread that stops (a panic outside the request tasks, one of its own
+//! tasks ending) marks its worker dead with the cause and completes the tickets it held
+//! with 503. The next submit fails at once with that cause ([`Worker::submit`]), and
+//! [`start`] then starts a new runtime for the worker, which takes over the ticket table
+//! (outcomes not yet taken can still be taken).
 
 mod queue;
 pub mod tickets;
 
 use std::os::unix::fs::PermissionsExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -41,6 +48,10 @@ const EXPIRE_TICKETS_EVERY: Duration = Duration::from_secs(1);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
 /// Written to the pump instead of a ticket id when log lines wait in `Providers`.
 pub(crate) const LOG_MARKER: u32 = u32::MAX;
+/// `AWSL_TEST_HOOKS=1` in the worker's environment when its runtime starts enables
+/// [`Worker::kill_for_test`]. nginx passes a variable to its workers only when
+/// nginx.conf names it (`env AWSL_TEST_HOOKS=1;`), so it cannot be on by accident.
+const TEST_HOOKS_ENV: &str = "AWSL_TEST_HOOKS";
 
 struct Job {
     ticket: u32,
@@ -52,7 +63,8 @@ pub struct Worker {
     pid: u32,
     socket_path: PathBuf,
     queue: SubmitQueue<Job>,
-    tickets: Mutex<Tickets>,
+    /// Shared with the runtime that replaces this one if it stops.
+    tickets: Arc<Mutex<Tickets>>,
     completed: Mutex<Vec<u32>>,
     completed_notify: Notify,
     pool: Pool,
@@ -61,6 +73,13 @@ pub struct Worker {
     /// Lua polls for them instead.
     socket_closed: AtomicBool,
     close_socket: Notify,
+    /// Why the runtime thread stopped; set once, under the tickets' lock.
+    death: OnceLock<String>,
+    /// Runtimes started for this worker before this one (they stopped).
+    restarts: u32,
+    /// Whether `AWSL_TEST_HOOKS=1` was set when this runtime started.
+    test_hooks: bool,
+    test_kill: Notify,
 }
 
 static WORKER: RwLock<Option<Arc<Worker>>> = RwLock::new(None);
@@ -99,24 +118,52 @@ pub fn current() -> Option<Arc<Worker>> {
     WORKER.read().as_ref().filter(|w| w.pid == pid).cloned()
 }
 
-/// Starts this process's runtime and completion socket in `dir`, once per process.
-/// Returns the socket path for the Lua pump.
+/// Starts this process's runtime and completion socket in `dir`, once per process, or
+/// again after the runtime stopped. Returns the socket path for the Lua pump.
 pub fn start(dir: &Path) -> Result<PathBuf, String> {
-    if let Some(w) = current() {
+    if let Some(w) = current().filter(|w| !w.is_dead()) {
         return Ok(w.socket_path.clone());
     }
     let mut slot = WORKER.write();
     let pid = pid();
-    match slot.take() {
-        Some(w) if w.pid == pid => {
+    let stopped = match slot.take() {
+        Some(w) if w.pid == pid && !w.is_dead() => {
             let path = w.socket_path.clone();
             *slot = Some(w);
             return Ok(path);
         }
+        Some(w) if w.pid == pid => Some(w),
         // Inherited across fork: its threads do not exist in this process.
-        Some(inherited) => std::mem::forget(inherited),
-        None => {}
+        Some(inherited) => {
+            std::mem::forget(inherited);
+            None
+        }
+        None => None,
+    };
+    let (tickets, restarts) = stopped.as_ref().map_or_else(Default::default, |w| {
+        (w.tickets.clone(), w.restarts.saturating_add(1))
+    });
+    match launch(dir, pid, tickets, restarts) {
+        Ok(worker) => {
+            let path = worker.socket_path.clone();
+            *slot = Some(worker);
+            Ok(path)
+        }
+        Err(e) => {
+            // Keep the stopped one: its outcomes can still be taken.
+            *slot = stopped;
+            Err(e)
+        }
     }
+}
+
+/// A new runtime thread and completion socket for this process.
+fn launch(
+    dir: &Path,
+    pid: u32,
+    tickets: Arc<Mutex<Tickets>>,
+    restarts: u32,
+) -> Result<Arc<Worker>, String> {
     remove_stale_sockets(dir);
     let socket_path = dir.join(format!("aws-lambda-native-{pid}.sock"));
     let _ = std::fs::remove_file(&socket_path);
@@ -132,13 +179,18 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
         pid,
         socket_path: socket_path.clone(),
         queue: SubmitQueue::default(),
-        tickets: Mutex::new(Tickets::default()),
+        tickets,
         completed: Mutex::new(Vec::new()),
         completed_notify: Notify::new(),
         pool: Pool::new(),
         providers: Arc::new(Providers::default()),
         socket_closed: AtomicBool::new(false),
         close_socket: Notify::new(),
+        death: OnceLock::new(),
+        restarts,
+        // The crate's own unit tests kill the runtime without touching the environment.
+        test_hooks: cfg!(test) || std::env::var_os(TEST_HOOKS_ENV).is_some_and(|v| v == "1"),
+        test_kill: Notify::new(),
     });
     let (park, unpark) = (worker.clone(), worker.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -149,17 +201,32 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot build the runtime: {e}"))?;
     let main = worker.clone();
     spawn_with_signals_blocked(move || {
-        runtime.block_on(async move {
-            match UnixListener::from_std(std_listener) {
-                Ok(listener) => run(main, listener).await,
-                Err(e) => eprintln!("aws-lambda-native: completion socket failed: {e}"),
-            }
-        });
+        let w = main.clone();
+        let ended = catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(async move {
+                match UnixListener::from_std(std_listener) {
+                    Ok(listener) => run(main, listener).await,
+                    Err(e) => format!("its completion socket failed: {e}"),
+                }
+            })
+        }));
+        let cause = ended.unwrap_or_else(|panic| format!("it panicked: {}", panic_text(&*panic)));
+        // Before the runtime goes: the guards of the request tasks it drops then find
+        // their tickets already completed, with this cause rather than a plain 500.
+        w.died(cause);
         drop(runtime);
     })
     .map_err(|e| format!("cannot start the runtime thread: {e}"))?;
-    *slot = Some(worker);
-    Ok(socket_path)
+    Ok(worker)
+}
+
+/// The message of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Closes this worker's completion socket and removes its file (worker exit, nothing
@@ -218,15 +285,33 @@ fn remove_stale_sockets(dir: &Path) {
     }
 }
 
-async fn run(w: Arc<Worker>, listener: UnixListener) {
-    tokio::spawn(write_completions(w.clone(), listener));
-    tokio::spawn(housekeeping(w.clone()));
+/// Serves the submit queue. Returns (or panics) only when the runtime can no longer
+/// serve: one of its own tasks ended, which they never do while it is healthy.
+async fn run(w: Arc<Worker>, listener: UnixListener) -> String {
+    let mut completions = tokio::spawn(write_completions(w.clone(), listener));
+    let mut housekeeping = tokio::spawn(housekeeping(w.clone()));
     let mut batch = Vec::new();
     loop {
-        w.queue.next_batch(&mut batch).await;
+        tokio::select! {
+            biased;
+            ended = &mut completions => return task_ended("the completion writer", ended),
+            ended = &mut housekeeping => return task_ended("the housekeeping task", ended),
+            () = w.test_kill.notified(), if w.test_hooks => {
+                panic!("killed on purpose through the test hook ({TEST_HOOKS_ENV}=1)")
+            }
+            () = w.queue.next_batch(&mut batch) => {}
+        }
         for job in batch.drain(..) {
             tokio::spawn(serve(w.clone(), job));
         }
+    }
+}
+
+fn task_ended(name: &str, ended: Result<(), tokio::task::JoinError>) -> String {
+    match ended {
+        Err(e) if e.is_panic() => format!("{name} panicked: {}", panic_text(&*e.into_panic())),
+        Err(e) => format!("{name} ended: {e}"),
+        Ok(()) => format!("{name} ended"),
     }
 }
 
@@ -254,6 +339,10 @@ impl Drop for CompletionGuard {
             );
         }
     }
+}
+
+fn stopped_message(cause: &str) -> String {
+    format!("the native runtime of this worker stopped: {cause}")
 }
 
 async fn serve(w: Arc<Worker>, job: Job) {
@@ -327,8 +416,20 @@ async fn housekeeping(w: Arc<Worker>) {
 
 impl Worker {
     /// Queues a request; the caller waits for the ticket's id on the pump.
+    ///
+    /// # Errors
+    /// The runtime thread has stopped: why, for the error log. Call [`start`] for a new
+    /// one.
     pub fn submit(&self, route: Arc<Route>, incoming: Incoming) -> Result<u32, String> {
-        let ticket = self.tickets.lock().open();
+        let ticket = {
+            let mut tickets = self.tickets.lock();
+            // Checked under the lock that `died` holds: a ticket opened here is either
+            // completed by `died` or served by a live runtime.
+            if let Some(cause) = self.death.get() {
+                return Err(stopped_message(cause));
+            }
+            tickets.open()
+        };
         self.queue.push(Job {
             ticket,
             route,
@@ -342,6 +443,38 @@ impl Worker {
             self.completed.lock().push(ticket);
             self.completed_notify.notify_one();
         }
+    }
+
+    /// The runtime thread stopped: record why and complete its tickets with 503 (the
+    /// Lua side wakes their waiters when it sees the runtime dead).
+    fn died(&self, cause: String) {
+        let mut tickets = self.tickets.lock();
+        let message = stopped_message(&cause);
+        let _ = self.death.set(cause);
+        tickets.fail_pending(|| Outcome::error(503, message.clone()));
+    }
+
+    /// Whether the runtime thread has stopped (then [`start`] starts a new one).
+    pub fn is_dead(&self) -> bool {
+        self.death.get().is_some()
+    }
+
+    /// How many runtimes this worker had before this one.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// Makes the runtime thread panic outside any request task, as a bug would: for
+    /// tests of the recovery only, and refused unless `AWSL_TEST_HOOKS=1` was in the
+    /// environment when the runtime started.
+    pub fn kill_for_test(&self) -> Result<(), String> {
+        if !self.test_hooks {
+            return Err(format!(
+                "test hooks are off ({TEST_HOOKS_ENV}=1 was not set when the runtime started)"
+            ));
+        }
+        self.test_kill.notify_one();
+        Ok(())
     }
 
     pub fn tickets(&self) -> &Mutex<Tickets> {

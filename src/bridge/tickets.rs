@@ -122,6 +122,26 @@ impl Tickets {
         }
     }
 
+    /// Completes every pending ticket with `outcome()` (the runtime serving them has
+    /// stopped), and drops the cancelled ones. Returns how many were completed.
+    pub fn fail_pending(&mut self, outcome: impl Fn() -> Outcome) -> usize {
+        let now = Instant::now();
+        let mut failed = 0;
+        self.slots.retain(|_, slot| match slot {
+            Slot::Pending { cancelled: true } => false,
+            Slot::Pending { cancelled: false } => {
+                *slot = Slot::Done {
+                    outcome: outcome(),
+                    at: now,
+                };
+                failed += 1;
+                true
+            }
+            Slot::Done { .. } => true,
+        });
+        failed
+    }
+
     /// Drops outcomes that were not taken within `max_age`.
     pub fn expire(&mut self, now: Instant, max_age: Duration) -> usize {
         let before = self.slots.len();
@@ -171,6 +191,29 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(120);
         assert_eq!(t.expire(later, Duration::from_secs(60)), 1);
         assert_eq!(t.len(), 1, "pending tickets are not expired");
+    }
+
+    #[test]
+    fn failing_pending_tickets_keeps_finished_ones() {
+        let mut t = Tickets::default();
+        let done = t.open();
+        let pending = t.open();
+        let cancelled = t.open();
+        t.complete(done, Outcome::error(502, "finished before"));
+        t.cancel(cancelled);
+        assert_eq!(t.fail_pending(|| Outcome::error(503, "stopped")), 1);
+        assert_eq!(t.len(), 2, "the cancelled ticket is gone");
+        let status = |p: Peek<'_>| match p {
+            Peek::Done(Outcome::Error { status, .. }) => *status,
+            _ => 0,
+        };
+        assert_eq!(status(t.peek(done)), 502);
+        assert_eq!(status(t.peek(pending)), 503);
+        assert!(
+            !t.complete(pending, Outcome::error(500, "late")),
+            "completed once"
+        );
+        assert_eq!(status(t.peek(pending)), 503);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - every export runs inside [`guard`], so no panic unwinds into nginx: a panic
 //!   becomes `AWSL_ERROR`;
 //! - return codes follow OpenResty's FFI vocabulary (`AWSL_OK`, `AWSL_ERROR`,
-//!   `AWSL_AGAIN`, `AWSL_DECLINED`) plus `AWSL_TOO_SMALL`;
+//!   `AWSL_AGAIN`, `AWSL_DECLINED`) plus `AWSL_TOO_SMALL` and `AWSL_DEAD`;
 //! - Rust never keeps a pointer into caller memory: inputs are copied before return,
 //!   results are copied into caller-owned buffers.
 
@@ -18,7 +18,7 @@ pub use request::{
     awsl_request_submit, awsl_ticket_cancel, awsl_ticket_take, AwslRequest, AwslResponse,
 };
 pub use route::{awsl_route_free, AwslRoute};
-pub use worker::{awsl_worker_close_socket, awsl_worker_start};
+pub use worker::{awsl_worker_check, awsl_worker_close_socket, awsl_worker_start};
 
 use std::os::raw::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -33,6 +33,10 @@ pub const AWSL_AGAIN: c_int = -2;
 pub const AWSL_DECLINED: c_int = -5;
 /// The caller's buffer is too small; the needed sizes are in the out struct.
 pub const AWSL_TOO_SMALL: c_int = -6;
+/// The worker's runtime thread has stopped (the message says why): answer 503, and
+/// call `awsl_worker_start` to start a new one. The tickets it held are completed
+/// with 503.
+pub const AWSL_DEAD: c_int = -7;
 
 /// The generated C header, for `ffi.cdef` on the Lua side (one source of truth).
 pub const HEADER: &str = include_str!("../../include/aws_lambda_native.h");

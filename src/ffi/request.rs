@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use super::{guard, slice, write_errbuf, AwslRoute};
-use super::{AWSL_AGAIN, AWSL_DECLINED, AWSL_ERROR, AWSL_OK, AWSL_TOO_SMALL};
+use super::{AWSL_AGAIN, AWSL_DEAD, AWSL_DECLINED, AWSL_ERROR, AWSL_OK, AWSL_TOO_SMALL};
 use crate::bridge::{self, tickets::Outcome, tickets::Peek};
 use crate::invoke::{Body, Incoming};
 
@@ -64,7 +64,8 @@ pub struct AwslResponse {
 /// for its length; `err` is valid for `*err_len` bytes.
 /// # Errors
 /// `AWSL_ERROR` (message in `err`) when the worker was not started in this process or
-/// an argument is NULL.
+/// an argument is NULL; `AWSL_DEAD` (the cause in `err`) when the worker's runtime
+/// thread has stopped: nothing was queued, and `awsl_worker_start` starts a new one.
 /// # Panics
 /// Never.
 #[no_mangle]
@@ -76,11 +77,12 @@ pub unsafe extern "C" fn awsl_request_submit(
     err_len: *mut usize,
 ) -> c_int {
     guard(|| {
-        let fail = |msg: &str| {
+        let fail_with = |code: c_int, msg: &str| {
             // SAFETY: the caller's contract: `err` is valid for `*err_len` bytes.
             unsafe { write_errbuf(msg, err, err_len) };
-            AWSL_ERROR
+            code
         };
+        let fail = |msg: &str| fail_with(AWSL_ERROR, msg);
         if route.is_null() || req.is_null() || ticket.is_null() {
             return fail("NULL argument");
         }
@@ -135,7 +137,7 @@ pub unsafe extern "C" fn awsl_request_submit(
                 unsafe { *ticket = id };
                 AWSL_OK
             }
-            Err(e) => fail(&e),
+            Err(e) => fail_with(AWSL_DEAD, &e),
         }
     })
 }
@@ -443,5 +445,110 @@ mod tests {
         // SAFETY: made by `route()`, freed once.
         unsafe { crate::ffi::awsl_route_free(r) };
         let _ = std::fs::remove_dir(&dir);
+    }
+
+    fn outcome_status(ticket: u32) -> Option<(u16, String)> {
+        let w = crate::bridge::current()?;
+        let tickets = w.tickets().lock();
+        match tickets.peek(ticket) {
+            Peek::Done(Outcome::Error {
+                status, message, ..
+            }) => Some((*status, message.clone())),
+            _ => None,
+        }
+    }
+
+    // A runtime thread that dies: the ticket it held completes with 503 and the cause,
+    // the pump's socket closes, the next submit fails at once with AWSL_DEAD, and
+    // starting the worker again gives a runtime that serves, with the old outcome
+    // still there to take.
+    fn kill_runtime() {
+        if let Some(w) = crate::bridge::current().filter(|w| !w.is_dead()) {
+            w.kill_for_test().expect("test hooks are on in unit tests");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !w.is_dead() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(w.is_dead(), "the runtime stops");
+        }
+    }
+
+    #[test]
+    fn a_dead_runtime_fails_fast_and_is_started_again() {
+        let _serial = crate::bridge::TEST_LOCK.lock();
+        // Another test may have left a runtime behind (with its socket closed, or in
+        // its own directory): start from a new one.
+        kill_runtime();
+        let dir = std::env::temp_dir().join(format!("awsl-dead-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = crate::bridge::start(&dir).expect("start");
+        let mut pump = UnixStream::connect(&path).expect("pump connects");
+        let w = crate::bridge::current().expect("worker");
+        let restarts = w.restarts();
+
+        // A function that takes the request and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let r = route(&format!("http://{}/fn", silent.local_addr().expect("addr")));
+        let req = request("GET", "");
+        let mut held = 0u32;
+        let (mut err, mut len) = errbuf();
+        // SAFETY: a live route, a request of valid slices, `err` holds `len` bytes.
+        let rc = unsafe { awsl_request_submit(r, &req, &mut held, err.as_mut_ptr(), &mut len) };
+        assert_eq!(rc, AWSL_OK, "{}", text(&err, len));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(crate::ffi::awsl_worker_check(), AWSL_OK);
+
+        kill_runtime();
+        assert_eq!(crate::ffi::awsl_worker_check(), AWSL_DEAD);
+        let (status, message) = outcome_status(held).expect("the held ticket is done");
+        assert_eq!(status, 503);
+        assert!(message.contains("killed on purpose"), "{message}");
+        pump.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        assert_eq!(
+            pump.read_to_end(&mut rest).ok(),
+            Some(0),
+            "the pump sees EOF"
+        );
+
+        let mut ticket = 0u32;
+        let (mut err, mut len) = errbuf();
+        // SAFETY: as above.
+        let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
+        assert_eq!(rc, AWSL_DEAD);
+        assert!(text(&err, len).contains("stopped"), "{}", text(&err, len));
+
+        assert_eq!(crate::bridge::start(&dir).expect("started again"), path);
+        let w = crate::bridge::current().expect("worker");
+        assert!(!w.is_dead());
+        assert_eq!(w.restarts(), restarts + 1);
+        assert_eq!(
+            outcome_status(held).map(|o| o.0),
+            Some(503),
+            "still takeable"
+        );
+        let mut pump = UnixStream::connect(&path).expect("pump connects again");
+        pump.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let refused = route("http://127.0.0.1:1/fn");
+        // SAFETY: as above.
+        let rc =
+            unsafe { awsl_request_submit(refused, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
+        assert_eq!(rc, AWSL_OK);
+        let mut id = [0u8; 4];
+        pump.read_exact(&mut id)
+            .expect("completion on the new pump");
+        assert_eq!(u32::from_le_bytes(id), ticket);
+        assert_eq!(outcome_status(ticket).map(|o| o.0), Some(503));
+        w.tickets().lock().remove(ticket);
+        w.tickets().lock().remove(held);
+        // SAFETY: made by `route()`, freed once.
+        unsafe { crate::ffi::awsl_route_free(r) };
+        // SAFETY: made by `route()`, freed once.
+        unsafe { crate::ffi::awsl_route_free(refused) };
+        // Tests after this one start their own runtime, in their directory.
+        kill_runtime();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -4,11 +4,11 @@ use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::{guard, slice, write_errbuf, AWSL_ERROR, AWSL_OK};
+use super::{guard, slice, write_errbuf, AWSL_DEAD, AWSL_DECLINED, AWSL_ERROR, AWSL_OK};
 use crate::bridge;
 
 /// Starts this worker's runtime thread and completion socket in directory `dir`
-/// (idempotent per process). On `AWSL_OK`, `out` holds the socket path for the pump;
+/// (idempotent per process while the runtime runs; after it stopped, a new one). On `AWSL_OK`, `out` holds the socket path for the pump;
 /// on `AWSL_ERROR`, a message. `*out_len` is the capacity in, the length written out.
 ///
 /// # Safety
@@ -71,6 +71,22 @@ pub extern "C" fn awsl_worker_close_socket() -> c_int {
     })
 }
 
+/// Whether this worker's runtime runs: `AWSL_OK`; `AWSL_DEAD` when its thread has
+/// stopped (the tickets it held are completed: wake their waiters, and call
+/// `awsl_worker_start` for a new runtime); `AWSL_DECLINED` when none was started in
+/// this process.
+///
+/// # Panics
+/// Never.
+#[no_mangle]
+pub extern "C" fn awsl_worker_check() -> c_int {
+    guard(|| match bridge::current() {
+        Some(w) if w.is_dead() => AWSL_DEAD,
+        Some(_) => AWSL_OK,
+        None => AWSL_DECLINED,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,8 +98,8 @@ mod tests {
         let mut out = [0 as c_char; 256];
         let mut len = out.len();
         // Another test in this process may have started the worker: then the call is
-        // idempotent and answers with that worker's socket.
-        let running = bridge::current().is_some();
+        // idempotent and answers with that worker's socket (a stopped one is replaced).
+        let running = bridge::current().is_some_and(|w| !w.is_dead());
         // SAFETY: `dir` and `out` are valid for their lengths.
         let rc = unsafe {
             awsl_worker_start(dir.as_ptr().cast(), dir.len(), out.as_mut_ptr(), &mut len)

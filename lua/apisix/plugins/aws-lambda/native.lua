@@ -22,6 +22,7 @@ local ffi_string = ffi.string
 local ffi_cast = ffi.cast
 local tonumber = tonumber
 local ipairs = ipairs
+local pairs = pairs
 local tab_remove = table.remove
 local get_string_buf = base.get_string_buf
 local get_size_ptr = base.get_size_ptr
@@ -43,6 +44,7 @@ local C = ffi.load(lib_path)
 local OK = C.AWSL_OK
 local TOO_SMALL = C.AWSL_TOO_SMALL
 local AGAIN = C.AWSL_AGAIN
+local DEAD = C.AWSL_DEAD
 
 local _M = {
     version = lib_lua.version,
@@ -72,6 +74,7 @@ if not state then
         started_pid = nil,
         socket_path = nil,
         pump_running = false,
+        pump_gen = 0,       -- a pump of an older runtime ends when it sees this change
         closed = false,     -- the completion socket is closed: outcomes are polled
     }
     registry["apisix.plugins.aws-lambda.native"] = state
@@ -84,8 +87,9 @@ local PUMP_READ_TIMEOUT = 60000
 
 local pump
 
-local function schedule_pump(delay)
-    local ok, err = ngx.timer.at(delay, pump)
+-- `gen` is the runtime generation the pump serves (state.pump_gen).
+local function schedule_pump(delay, gen)
+    local ok, err = ngx.timer.at(delay, pump, gen)
     if not ok then
         ngx_log(ERR, "aws-lambda: cannot start the completion pump: ", err)
         state.pump_running = false
@@ -123,6 +127,16 @@ end
 
 local LOG_MARKER = 0xffffffff
 
+-- The runtime thread stopped and completed every ticket it held (with 503): wake all
+-- their waiters. Called before a new runtime starts, so every waiter is the old one's.
+local function wake_all()
+    for id, sema in pairs(waiting) do
+        waiting[id] = nil
+        sema:post(1)
+    end
+    state.nwaiting = 0
+end
+
 local function post_completions(data)
     -- The runtime writes whole little-endian u32 ids (0 is a heartbeat, LOG_MARKER
     -- announces log lines); one read may end mid-id.
@@ -147,30 +161,51 @@ local function post_completions(data)
     return nil
 end
 
-function pump()
+-- Whether the pump should stop instead of reconnecting: the socket was closed on
+-- purpose, a newer runtime has its own pump, or the runtime stopped (its waiters are
+-- woken here; the next request fails fast and starts a new runtime).
+local function pump_done(gen)
+    if gen ~= state.pump_gen then
+        return true
+    end
+    if state.closed then
+        state.pump_running = false
+        return true
+    end
+    if C.awsl_worker_check() == DEAD then
+        wake_all()
+        state.pump_running = false
+        return true
+    end
+    return false
+end
+
+function pump(_, gen)
     local sock = ngx.socket.tcp()
     sock:settimeouts(1000, 1000, PUMP_READ_TIMEOUT)
     local ok, err = sock:connect("unix:" .. state.socket_path)
     if not ok then
-        if state.closed then
-            state.pump_running = false
+        if pump_done(gen) then
             return
         end
         ngx_log(ERR, "aws-lambda: completion pump cannot connect to ", state.socket_path,
                 ": ", err)
-        return schedule_pump(0.1)
+        return schedule_pump(0.1, gen)
     end
     local rest
     while true do
         local data, rerr = sock:receiveany(65536)
         if not data then
             sock:close()
-            if state.closed or ngx.worker.exiting() then
+            if pump_done(gen) then
+                return
+            end
+            if ngx.worker.exiting() then
                 state.pump_running = false
                 return
             end
             ngx_log(ERR, "aws-lambda: completion pump lost its socket: ", rerr)
-            return schedule_pump(0)
+            return schedule_pump(0, gen)
         end
         if rest then
             data = rest .. data
@@ -179,28 +214,62 @@ function pump()
     end
 end
 
+-- Starts this worker's runtime (or, after it stopped, a new one) and records its
+-- socket.
+local function start_runtime()
+    local dir = _M.socket_dir
+    local size = 4096
+    local out = get_string_buf(size)
+    local len = get_size_ptr()
+    len[0] = size
+    if C.awsl_worker_start(dir, #dir, out, len) ~= OK then
+        return nil, "cannot start the native runtime: " .. ffi_string(out, len[0])
+    end
+    state.socket_path = ffi_string(out, len[0])
+    return true
+end
+
+local function start_pump()
+    if not state.pump_running and not state.closed then
+        state.pump_running = true
+        schedule_pump(0, state.pump_gen)
+    end
+end
+
 local function start_worker()
     local pid = ngx.worker.pid()
     if state.started_pid ~= pid then
-        local dir = _M.socket_dir
-        local size = 4096
-        local out = get_string_buf(size)
-        local len = get_size_ptr()
-        len[0] = size
-        if C.awsl_worker_start(dir, #dir, out, len) ~= OK then
-            return nil, "cannot start the native runtime: " .. ffi_string(out, len[0])
+        local ok, err = start_runtime()
+        if not ok then
+            return nil, err
         end
-        state.socket_path = ffi_string(out, len[0])
         state.started_pid = pid
         state.pump_running = false
         state.closed = false
         watch_exit()
     end
-    if not state.pump_running and not state.closed then
-        state.pump_running = true
-        schedule_pump(0)
-    end
+    start_pump()
     return true
+end
+
+-- The runtime thread stopped (`why` names the cause): its waiters are woken (their
+-- tickets hold 503), and a new runtime with a pump of its own takes over, so that the
+-- next requests are served. The old pump ends when it sees the generation change.
+local function restart_worker(why)
+    wake_all()
+    state.pump_gen = state.pump_gen + 1
+    state.pump_running = false
+    local ok, err = start_runtime()
+    if not ok then
+        return why .. "; " .. err
+    end
+    if state.closed then
+        -- an exiting worker: its outcomes are polled, as before
+        C.awsl_worker_close_socket()
+    else
+        start_pump()
+    end
+    return why .. "; a new runtime was started"
 end
 
 
@@ -319,6 +388,9 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
     local errlen = get_size_ptr()
     errlen[0] = 256
     local rc = C.awsl_request_submit(route, req, ticket_out, errbuf, errlen)
+    if rc == DEAD then
+        return nil, 503, restart_worker(ffi_string(errbuf, errlen[0]))
+    end
     if rc ~= OK then
         return nil, 500, "submit failed: " .. ffi_string(errbuf, errlen[0])
     end
@@ -372,6 +444,8 @@ function _M.stats()
         live_routes = lib_lua.live_routes(),
         -- tickets the runtime holds: in flight, or finished and not yet taken
         tickets = lib_lua.tickets(),
+        -- runtimes started again after theirs stopped
+        runtime_restarts = lib_lua.runtime_restarts(),
     }
 end
 
