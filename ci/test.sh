@@ -16,6 +16,9 @@ luacheck -q lua t/lib ci/bench
 echo "== cargo test"
 cargo test --locked
 
+echo "== loom: the submit queue and the ticket table, model-checked"
+ci/loom.sh
+
 echo "== a clean clone, with nothing beside it, passes the Rust and mock tests"
 ci/clean-clone-test.sh
 

@@ -18,6 +18,7 @@
 //! (outcomes not yet taken can still be taken).
 
 mod queue;
+mod sync;
 pub mod tickets;
 
 use std::os::unix::fs::PermissionsExt;

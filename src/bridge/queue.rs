@@ -12,11 +12,10 @@
 //! notifies): the lock orders the two critical sections and `parked` is SeqCst.
 //! A notify from the park hook schedules the consumer task on the runtime thread,
 //! and tokio's current-thread scheduler then skips the park.
+//!
+//! `loom/` model-checks this protocol (see `loom/tests/model.rs`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use parking_lot::Mutex;
-use tokio::sync::Notify;
+use super::sync::{AtomicBool, Mutex, Notify, Ordering};
 
 pub struct SubmitQueue<T> {
     jobs: Mutex<Vec<T>>,
