@@ -115,7 +115,7 @@ fn status(tickets: &Tickets, id: u32) -> Option<u16> {
 fn a_completion_racing_a_cancellation_leaves_nothing_behind() {
     loom::model(|| {
         let tickets = Arc::new(Mutex::new(Tickets::default()));
-        let id = tickets.lock().unwrap().open();
+        let id = tickets.lock().unwrap().try_open().expect("open");
         let runtime = {
             let tickets = tickets.clone();
             thread::spawn(move || {
@@ -142,7 +142,7 @@ fn a_runtime_that_dies_racing_a_cancellation_and_a_take() {
         let tickets = Arc::new(Mutex::new(Tickets::default()));
         let (a, b) = {
             let mut t = tickets.lock().unwrap();
-            (t.open(), t.open())
+            (t.try_open().expect("open"), t.try_open().expect("open"))
         };
         let runtime = {
             let tickets = tickets.clone();
@@ -155,7 +155,7 @@ fn a_runtime_that_dies_racing_a_cancellation_and_a_take() {
                 tickets
                     .lock()
                     .unwrap()
-                    .fail_pending(|| Outcome::error(503, "stopped"));
+                    .stop(|| Outcome::error(503, "stopped"));
             })
         };
         tickets.lock().unwrap().cancel(a);
@@ -184,7 +184,7 @@ fn a_runtime_that_dies_racing_a_cancellation_and_a_take() {
 fn a_ticket_taken_and_a_new_one_opened_while_a_late_completion_arrives() {
     loom::model(|| {
         let tickets = Arc::new(Mutex::new(Tickets::default()));
-        let a = tickets.lock().unwrap().open();
+        let a = tickets.lock().unwrap().try_open().expect("open");
         let runtime = {
             let tickets = tickets.clone();
             thread::spawn(move || {
@@ -210,7 +210,7 @@ fn a_ticket_taken_and_a_new_one_opened_while_a_late_completion_arrives() {
             drop(t);
             thread::yield_now();
         };
-        let b = tickets.lock().unwrap().open();
+        let b = tickets.lock().unwrap().try_open().expect("open");
         let (first, again) = runtime.join().expect("runtime thread");
         assert_eq!(took, 502, "the first completion is the one taken");
         assert!(first && !again, "a ticket completes once");
@@ -218,5 +218,37 @@ fn a_ticket_taken_and_a_new_one_opened_while_a_late_completion_arrives() {
         let t = tickets.lock().unwrap();
         assert_eq!(status(&t, a), None);
         assert_eq!(status(&t, b), Some(0), "the new ticket is untouched");
+    });
+}
+
+#[test]
+fn a_submit_racing_the_runtimes_death_is_answered_or_refused() {
+    loom::model(|| {
+        let tickets = Arc::new(Mutex::new(Tickets::default()));
+        let runtime = {
+            let tickets = tickets.clone();
+            thread::spawn(move || {
+                tickets
+                    .lock()
+                    .unwrap()
+                    .stop(|| Outcome::error(503, "stopped"));
+            })
+        };
+        // Two submits from nginx while the runtime dies.
+        let first = tickets.lock().unwrap().try_open();
+        let second = tickets.lock().unwrap().try_open();
+        runtime.join().expect("runtime thread");
+        assert!(
+            first.is_some() || second.is_none(),
+            "once refused, refused until a new runtime"
+        );
+        let mut t = tickets.lock().unwrap();
+        for id in [first, second].into_iter().flatten() {
+            assert_eq!(status(&t, id), Some(503), "an opened ticket is answered");
+        }
+        assert_eq!(t.try_open(), None);
+        t.restart();
+        let next = t.try_open().expect("a new runtime opens tickets");
+        assert_eq!(status(&t, next), Some(0));
     });
 }

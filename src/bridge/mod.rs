@@ -144,14 +144,19 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
     let (tickets, restarts) = stopped.as_ref().map_or_else(Default::default, |w| {
         (w.tickets.clone(), w.restarts.saturating_add(1))
     });
-    match launch(dir, pid, tickets, restarts) {
+    // Before the new runtime runs, so that its own death can stop the table again.
+    tickets.lock().restart();
+    match launch(dir, pid, tickets.clone(), restarts) {
         Ok(worker) => {
             let path = worker.socket_path.clone();
             *slot = Some(worker);
             Ok(path)
         }
         Err(e) => {
-            // Keep the stopped one: its outcomes can still be taken.
+            // Keep the stopped one: its outcomes can still be taken, and no ticket opens.
+            if stopped.is_some() {
+                tickets.lock().stop(|| Outcome::error(503, e.clone()));
+            }
             *slot = stopped;
             Err(e)
         }
@@ -422,14 +427,14 @@ impl Worker {
     /// The runtime thread has stopped: why, for the error log. Call [`start`] for a new
     /// one.
     pub fn submit(&self, route: Arc<Route>, incoming: Incoming) -> Result<u32, String> {
-        let ticket = {
-            let mut tickets = self.tickets.lock();
-            // Checked under the lock that `died` holds: a ticket opened here is either
-            // completed by `died` or served by a live runtime.
-            if let Some(cause) = self.death.get() {
-                return Err(stopped_message(cause));
-            }
-            tickets.open()
+        // A ticket opened here is either served by a live runtime or completed by
+        // `died` (both under the table's lock).
+        let Some(ticket) = self.tickets.lock().try_open() else {
+            let cause = self
+                .death
+                .get()
+                .map_or("(no cause recorded)", String::as_str);
+            return Err(stopped_message(cause));
         };
         self.queue.push(Job {
             ticket,
@@ -452,7 +457,7 @@ impl Worker {
         let mut tickets = self.tickets.lock();
         let message = stopped_message(&cause);
         let _ = self.death.set(cause);
-        tickets.fail_pending(|| Outcome::error(503, message.clone()));
+        tickets.stop(|| Outcome::error(503, message.clone()));
     }
 
     /// Whether the runtime thread has stopped (then [`start`] starts a new one).

@@ -52,6 +52,8 @@ enum Slot {
 pub struct Tickets {
     slots: HashMap<u32, Slot>,
     next: u32,
+    /// The runtime serving this table stopped: no ticket opens until `restart`.
+    stopped: bool,
 }
 
 /// The result of looking at a ticket.
@@ -62,7 +64,14 @@ pub enum Peek<'a> {
 }
 
 impl Tickets {
-    pub fn open(&mut self) -> u32 {
+    /// A new ticket, or `None` once the runtime serving the table has stopped (`stop`):
+    /// checked under the table's lock, so a ticket is either opened before the stop
+    /// (and completed by it) or not at all.
+    pub fn try_open(&mut self) -> Option<u32> {
+        (!self.stopped).then(|| self.open())
+    }
+
+    fn open(&mut self) -> u32 {
         loop {
             self.next = self.next.wrapping_add(1);
             let id = self.next;
@@ -122,9 +131,20 @@ impl Tickets {
         }
     }
 
-    /// Completes every pending ticket with `outcome()` (the runtime serving them has
-    /// stopped), and drops the cancelled ones. Returns how many were completed.
-    pub fn fail_pending(&mut self, outcome: impl Fn() -> Outcome) -> usize {
+    /// The runtime serving the table stopped: completes every pending ticket with
+    /// `outcome()`, drops the cancelled ones, and opens no more tickets until
+    /// `restart`. Returns how many were completed.
+    pub fn stop(&mut self, outcome: impl Fn() -> Outcome) -> usize {
+        self.stopped = true;
+        self.fail_pending(outcome)
+    }
+
+    /// A new runtime serves the table (outcomes left by the old one stay takeable).
+    pub fn restart(&mut self) {
+        self.stopped = false;
+    }
+
+    fn fail_pending(&mut self, outcome: impl Fn() -> Outcome) -> usize {
         let now = Instant::now();
         let mut failed = 0;
         self.slots.retain(|_, slot| match slot {
@@ -194,14 +214,15 @@ mod tests {
     }
 
     #[test]
-    fn failing_pending_tickets_keeps_finished_ones() {
+    fn stopping_fails_pending_tickets_and_keeps_finished_ones() {
         let mut t = Tickets::default();
         let done = t.open();
         let pending = t.open();
         let cancelled = t.open();
         t.complete(done, Outcome::error(502, "finished before"));
         t.cancel(cancelled);
-        assert_eq!(t.fail_pending(|| Outcome::error(503, "stopped")), 1);
+        assert_eq!(t.stop(|| Outcome::error(503, "stopped")), 1);
+        assert_eq!(t.try_open(), None, "no ticket opens once stopped");
         assert_eq!(t.len(), 2, "the cancelled ticket is gone");
         let status = |p: Peek<'_>| match p {
             Peek::Done(Outcome::Error { status, .. }) => *status,
@@ -214,6 +235,8 @@ mod tests {
             "completed once"
         );
         assert_eq!(status(t.peek(pending)), 503);
+        t.restart();
+        assert!(t.try_open().is_some());
     }
 
     #[test]
