@@ -58,6 +58,9 @@ knows every pair they hand out):
                   /down: reads the request and closes the connection.
   --sts-port N    moto's STS (moto[server]), in-process; every call is
                   verified like the function's requests, and recorded.
+                  POST /_creds source=sts expires_in=N makes AssumeRole* issue
+                  credentials for N seconds (DurationSeconds rewritten after
+                  the signature check) until /_reset.
 
 Control API on the main port (not signed):
   POST /_creds    JSON {"source": "imds"|"ecs", "access_key", "secret_key",
@@ -76,7 +79,9 @@ Control API on the main port (not signed):
                   ecs_credentials, ecs_unauthorized, ecs_garbage, ecs_down,
                   ecs_failed, sts_calls, sts_assume_role,
                   sts_assume_role_with_web_identity); "invocations": function
-                  name -> calls that reached it (Invoke API); "signed": access key ->
+                  name -> calls that reached it (Invoke API);
+                  "invocations_repeated": event request ids (requestContext.requestId)
+                  that reached a function more than once; "signed": access key ->
                   verdict -> count, of the function's requests; "sts": the STS
                   calls (action, role_arn, session_name, external_id,
                   access_key issued, signed_by, signature).
@@ -85,6 +90,13 @@ Control API on the main port (not signed):
                   mock knows (tests check that none reaches a log).
   GET /_servers   JSON {"imds_port", "ecs_port", "sts_port", "ecs_token"}
                   (null for a listener that was not started).
+  POST /_stale    body "on" or "off" (off after /_reset): with it on, a
+                  connection that has answered a request closes upon the next
+                  one, once that request is read and before it is served, as a
+                  function whose idle timeout ends a kept-alive connection just
+                  as a client reuses it.  Such requests never reach the
+                  endpoint's logic (nor the Invoke API's invocation count);
+                  /_stats counts them as "stale_closes".
   GET /_conns     JSON {"accepted", "open"}: connections to the main port that
                   carried a request other than a control one, since the start
                   or the last /_reset (accepted), and those of them not closed
@@ -108,7 +120,7 @@ import socket
 import sys
 import threading
 import time
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import lambda_api
@@ -466,6 +478,7 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.conn_serial = next(_CONN_SERIAL)
         self.counted = False
+        self.answered = 0  # requests served on this connection (not control ones)
 
     def finish(self):
         try:
@@ -577,6 +590,16 @@ class Handler(BaseHTTPRequestHandler):
             with STATE_LOCK:
                 CONNS["accepted"] += 1
                 CONNS["open"] += 1
+        with STATE_LOCK:
+            stale = STALE["on"] and self.answered > 0
+            if stale:
+                STATS["stale_closes"] += 1
+        if stale:
+            log("mock: %s %s closed unanswered (stale) conn=%d"
+                % (method, target, self.conn_serial))
+            self.close_connection = True
+            return
+        self.answered += 1
         result = verify(method, target, received, body)
         verdict, signed = result.verdict, result.signed_headers
         log("mock: %s %s %s conn=%d" % (method, target, verdict, self.conn_serial))
@@ -648,6 +671,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/_creds":
             try:
                 fields = parse_fields(query, body)
+                if fields.get("source") == "sts":
+                    self.set_sts(fields)
+                    return
                 source = SOURCES.get(fields.pop("source", None))
                 if source is None:
                     raise ValueError("source must be one of %s" % ", ".join(sorted(SOURCES)))
@@ -659,6 +685,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"source": source.name, "access_key": ak,
                                  "expiration": iso8601(expiration), "delay_ms": delay_ms,
                                  "fail": fail})
+        elif path == "/_stale":
+            mode = body.decode("latin-1").strip()
+            if mode not in ("on", "off"):
+                self.send_json(400, {"error": "/_stale takes on or off"})
+                return
+            with STATE_LOCK:
+                STALE["on"] = mode == "on"
+            self.send_json(200, {"stale": STALE["on"]})
         elif path == "/_reset":
             reset_sources()
             self.send_json(200, {"reset": True})
@@ -671,6 +705,19 @@ class Handler(BaseHTTPRequestHandler):
         else:  # /_servers
             with STATE_LOCK:
                 self.send_json(200, dict(SERVERS))
+
+    def set_sts(self, fields):
+        """/_creds for source=sts: expires_in (s) of the pairs AssumeRole* issues."""
+        extra = sorted(set(fields) - {"source", "expires_in"})
+        if extra:
+            raise ValueError("source sts takes only expires_in, not %s" % ", ".join(extra))
+        try:
+            seconds = int(float(fields["expires_in"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("expires_in (seconds) is required") from None
+        with STATE_LOCK:
+            STS_DURATION["seconds"] = seconds
+        self.send_json(200, {"source": "sts", "expires_in": seconds})
 
     def send_big(self, n, chunked):
         headers = [("Content-Type", "application/octet-stream")]
@@ -751,8 +798,12 @@ FAIL_MODES = ("garbage", "error", "down")
 COUNTERS = ("imds_token", "imds_token_refused", "imds_unauthorized", "imds_role",
             "imds_credentials", "imds_extended", "imds_not_found", "imds_failed",
             "ecs_credentials", "ecs_unauthorized", "ecs_garbage", "ecs_down", "ecs_failed",
-            "sts_calls", "sts_assume_role", "sts_assume_role_with_web_identity")
-CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers", "/_conns")
+            "sts_calls", "sts_assume_role", "sts_assume_role_with_web_identity",
+            "stale_closes")
+CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers", "/_conns",
+                 "/_stale")
+# POST /_stale: close a connection upon the request after its first
+STALE = {"on": False}
 
 STATS = collections.Counter({name: 0 for name in COUNTERS})
 # connections that carried a request other than a control one (GET /_conns)
@@ -761,6 +812,8 @@ SIGNED = collections.defaultdict(collections.Counter)  # access key -> verdict -
 STS_CALLS = []
 IMDS_TOKENS = {}  # token -> expiry (Unix time)
 SERVERS = {"imds_port": None, "ecs_port": None, "sts_port": None, "ecs_token": None}
+# DurationSeconds the STS layer gives moto for AssumeRole* (None: the caller's)
+STS_DURATION = {"seconds": None}
 
 
 def count(name):
@@ -840,6 +893,8 @@ def reset_sources():
         STATS.update({name: 0 for name in COUNTERS})
         SIGNED.clear()
         del STS_CALLS[:]
+        STS_DURATION["seconds"] = None
+        STALE["on"] = False
         CONNS["accepted"] = 0
     lambda_api.reset()
 
@@ -864,6 +919,7 @@ def stats():
         out["signed"] = {ak: dict(v) for ak, v in SIGNED.items()}
         out["sts"] = [dict(call) for call in STS_CALLS]
     out["invocations"] = lambda_api.stats()
+    out["invocations_repeated"] = lambda_api.repeated()
     return out
 
 
@@ -1069,6 +1125,17 @@ def sts_app():
             start_response(status, [("Content-Type", "text/xml"),
                                     ("Content-Length", str(len(out)))])
         else:
+            with STATE_LOCK:
+                duration = STS_DURATION["seconds"]
+            if duration is not None and action.startswith("AssumeRole"):
+                # after the signature check: moto does not verify it
+                form = [(k, v) for k, v in parse_qsl(body.decode("utf-8", "replace"),
+                                                     keep_blank_values=True)
+                        if k != "DurationSeconds"]
+                form.append(("DurationSeconds", str(duration)))
+                rewritten = urlencode(form).encode()
+                environ["wsgi.input"] = io.BytesIO(rewritten)
+                environ["CONTENT_LENGTH"] = str(len(rewritten))
             captured = []
 
             def capture(status, response_headers, exc_info=None):

@@ -372,6 +372,8 @@ function _M.stats()
         live_routes = lib_lua.live_routes(),
         -- tickets the runtime holds: in flight, or finished and not yet taken
         tickets = lib_lua.tickets(),
+        -- distinct expiring credential sources that live routes use (one refresher each)
+        credential_providers = lib_lua.credential_providers(),
     }
 end
 
