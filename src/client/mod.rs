@@ -684,6 +684,103 @@ mod tests {
         assert_eq!(seen.load(Ordering::SeqCst), 2);
     }
 
+    /// The function closes a pooled connection just before a POST is handed to it, and
+    /// the connection's task sees the close before writing: hyper hands the request
+    /// back, and it goes once more, on a new connection. Staged deterministically: the
+    /// function signals on a socket, then closes, so that the runtime's next poll wakes
+    /// this task (which checks the connection out and queues the request) before the
+    /// connection's task.
+    #[test]
+    fn a_post_that_never_left_is_sent_again_on_a_new_connection() {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use tokio::io::AsyncReadExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (signal_out, signal_in) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            let serve_one = |stream: &mut std::net::TcpStream| {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).expect("read");
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().expect("length");
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).expect("body");
+                counter.fetch_add(1, Ordering::SeqCst);
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .expect("answer");
+            };
+            let (mut first, _) = listener.accept().expect("accept");
+            serve_one(&mut first);
+            close_rx.recv().expect("close");
+            (&signal_out).write_all(b"x").expect("signal");
+            std::thread::sleep(Duration::from_millis(20));
+            drop(first);
+            std::thread::sleep(Duration::from_millis(20));
+            closed_tx.send(()).expect("closed");
+            let (mut second, _) = listener.accept().expect("accept");
+            serve_one(&mut second);
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        let ep = Endpoint {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port,
+            ssl_verify: true,
+        };
+        let opts = Options {
+            keepalive: true,
+            keepalive_timeout: TIMEOUT,
+            pool_size: 5,
+            max_body: 1024,
+        };
+        let post = || {
+            Request::builder()
+                .method("POST")
+                .uri("/f")
+                .header("host", "fn")
+                .header("content-length", "4")
+                .body(Full::new(Bytes::from_static(b"body")))
+                .expect("request")
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let pool = Pool::new();
+        let second = runtime.block_on(async {
+            let first = pool.send(&ep, &opts, post()).await.map(|r| r.status);
+            assert_eq!(first.map_err(|e| e.to_string()), Ok(200));
+            signal_in.set_nonblocking(true).expect("nonblocking");
+            let mut signal = tokio::net::UnixStream::from_std(signal_in).expect("signal");
+            // the runtime takes in what is pending on both sockets
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // both the signal and the close arrive while the runtime waits here
+            close_tx.send(()).expect("close");
+            closed_rx.recv().expect("closed");
+            signal.read_exact(&mut [0; 1]).await.expect("signal");
+            pool.send(&ep, &opts, post()).await.map(|r| r.status)
+        });
+        assert_eq!(second.map_err(|e| e.to_string()), Ok(200));
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "the function saw each POST once"
+        );
+    }
+
     #[test]
     fn expired_and_closed_connections_are_never_handed_out() {
         let t0 = Instant::now();
