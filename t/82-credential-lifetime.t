@@ -4,13 +4,16 @@
 # the GC has freed its handle), the refresher stops: no further AssumeRole reaches STS.
 #
 # moto's STS (in the mock's process) issues credentials for 10 s here (the mock rewrites
-# DurationSeconds: POST /_creds source=sts expires_in=10), so a refresher calls
-# AssumeRole about every 5 s (at half the lifetime). The block takes about 20 s.
+# DurationSeconds: POST /_creds source=sts expires_in=10), and so does the container
+# credentials endpoint that the AWS chain finds (rolling: each answer expires 10 s
+# later), so a refresher calls AssumeRole or the container endpoint about every 5 s (at
+# half the lifetime). The block takes about 20 s.
 BEGIN { $t::TestAWSLambda::CredentialServers = 1 }
 use t::TestAWSLambda 'no_plan';
 
 push @t::TestAWSLambda::NeverLogged,
-    'wJalrXUtnFEMI',
+    'wJalrXUtnFEMI', 'chainRollSecretKey1', 'chainRollSessionToken1',
+    $ENV{TEST_NGINX_ECS_TOKEN},
     'FQoGZXIvYXdzEBYaD';    # the start of every session token moto issues
 
 add_block_preprocessor(sub {
@@ -20,6 +23,8 @@ env AWS_SHARED_CREDENTIALS_FILE=/nonexistent/aws-lambda-native-test/credentials;
 env AWS_CONFIG_FILE=/nonexistent/aws-lambda-native-test/config;
 env AWS_EC2_METADATA_DISABLED=true;
 env AWS_ENDPOINT_URL_STS=http://127.0.0.1:$TEST_NGINX_STS_PORT;
+env AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:$TEST_NGINX_ECS_PORT/v2/credentials/rolling;
+env AWS_CONTAINER_AUTHORIZATION_TOKEN=$TEST_NGINX_ECS_TOKEN;
 _EOC_
 });
 
@@ -28,6 +33,7 @@ run_tests();
 __DATA__
 
 === TEST 1: routes with the same role share a refresher; it stops once its routes are gone
+Route c has no keys: the AWS chain's container credentials, refreshed the same way.
 --- http_config
     init_by_lua_block {
         local function conf(role)
@@ -41,7 +47,10 @@ __DATA__
             }
         end
         -- one configuration table per route, as APISIX keeps them
-        CONFS = { a = conf("shared"), b = conf("shared") }
+        CONFS = { a = conf("shared"), b = conf("shared"), c = {
+            function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
+            authorization = { iam = {} },
+        } }
         NEW_CONF = conf
     }
 --- config
@@ -64,9 +73,11 @@ __DATA__
             -- AssumeRole calls STS got for each role
             local function calls()
                 local n = {}
-                for role in mock("GET", "/_stats"):gmatch('"role_arn": "[^"]-role/(%w+)"') do
+                local stats = mock("GET", "/_stats")
+                for role in stats:gmatch('"role_arn": "[^"]-role/(%w+)"') do
                     n[role] = (n[role] or 0) + 1
                 end
+                n.chain = tonumber(stats:match('"ecs_credentials": (%d+)'))
                 return n
             end
             local function request(route)
@@ -81,7 +92,11 @@ __DATA__
 
             mock("POST", "/_reset")
             mock("POST", "/_creds", "source=sts&expires_in=10")
-            ngx.say("route a: ", request("a"), ", route b: ", request("b"))
+            mock("POST", "/_creds", "source=ecs&access_key=ASIACHAINROLL1"
+                 .. "&secret_key=chainRollSecretKey1&token=chainRollSessionToken1"
+                 .. "&expires_in=10&rolling=1")
+            ngx.say("route a: ", request("a"), ", route b: ", request("b"),
+                    ", route c: ", request("c"))
             ngx.say("AssumeRole for the two routes: ", calls().shared)
             ngx.say("providers: ", native.stats().credential_providers)
 
@@ -93,17 +108,19 @@ __DATA__
             -- one refresh period (about 5 s) and a margin: one refresh per role
             ngx.sleep(7.5)
             local n = calls()
-            ngx.say("after 7.5 s, AssumeRole: shared ", n.shared, ", changed ", n.changed)
+            ngx.say("after 7.5 s, AssumeRole: shared ", n.shared, ", changed ", n.changed,
+                    "; container fetches: ", n.chain)
 
-            -- route a goes: nothing uses the shared role any more
-            CONFS.a = nil
+            -- routes a and c go: nothing uses the shared role or the chain any more
+            CONFS.a, CONFS.c = nil, nil
             gc()
-            ngx.say("route a deleted, providers: ", native.stats().credential_providers)
+            ngx.say("routes a and c deleted, providers: ",
+                    native.stats().credential_providers)
             -- two refresh periods and a margin
             ngx.sleep(11)
             local later = calls()
             ngx.say("11 s later, AssumeRole for the deleted role: ",
-                    later.shared - n.shared)
+                    later.shared - n.shared, ", container fetches: ", later.chain - n.chain)
             ngx.say("and for the live one, more: ", later.changed > n.changed)
             ngx.say("route b: ", request("b"))
 
@@ -116,14 +133,14 @@ __DATA__
     }
 --- timeout: 60
 --- response_body
-route a: 200 ok, route b: 200 ok
+route a: 200 ok, route b: 200 ok, route c: 200 ok
 AssumeRole for the two routes: 1
-providers: 1
-route b changed: 200 ok
 providers: 2
-after 7.5 s, AssumeRole: shared 2, changed 2
-route a deleted, providers: 1
-11 s later, AssumeRole for the deleted role: 0
+route b changed: 200 ok
+providers: 3
+after 7.5 s, AssumeRole: shared 2, changed 2; container fetches: 2
+routes a and c deleted, providers: 1
+11 s later, AssumeRole for the deleted role: 0, container fetches: 0
 and for the live one, more: true
 route b: 200 ok
 all deleted, providers: 0, routes: 0

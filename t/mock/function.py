@@ -65,7 +65,9 @@ knows every pair they hand out):
 Control API on the main port (not signed):
   POST /_creds    JSON {"source": "imds"|"ecs", "access_key", "secret_key",
                   "token", "expires_in" (s, default 3600), "delay_ms" (0),
-                  "fail" (null, "garbage", "error" or "down")}, or the same
+                  "fail" (null, "garbage", "error" or "down"), "rolling"
+                  (true: each answer's pair expires expires_in seconds from
+                  that answer)}, or the same
                   as form or query parameters: what that source serves from
                   now on, expiring expires_in seconds from now.  The pair
                   becomes known to the verifier; pairs served before stay
@@ -839,14 +841,26 @@ class CredentialSource:
         with STATE_LOCK:
             self.delay_ms = 0
             self.fail = None
+            self.rolling = False
             self._serve(ak, sk, token, DEFAULT_LIFETIME)
 
     def _serve(self, ak, sk, token, expires_in):
         now = time.time()
         expiration = now + expires_in
         self.pair = (ak, sk, token, expiration)
+        self.lifetime = expires_in
         self.last_updated = now
         ISSUED[ak] = (sk, token, expiration)
+
+    def served(self):
+        """The pair to hand out now: with `rolling`, it expires its lifetime from now."""
+        with STATE_LOCK:
+            if self.rolling:
+                ak, sk, token, _ = self.pair
+                expiration = time.time() + self.lifetime
+                self.pair = (ak, sk, token, expiration)
+                ISSUED[ak] = (sk, token, expiration)
+            return self.pair
 
     def update(self, fields):
         """access_key, secret_key, token, expires_in, delay_ms, fail; those
@@ -856,6 +870,7 @@ class CredentialSource:
         expires_in = fields.pop("expires_in", DEFAULT_LIFETIME)
         delay_ms = fields.pop("delay_ms", None)
         fail = fields.pop("fail", "keep")
+        rolling = fields.pop("rolling", None)
         if fields:
             raise ValueError("unknown fields: %s" % ", ".join(sorted(fields)))
         if any(pair) and not all(isinstance(v, str) and v for v in pair):
@@ -876,6 +891,8 @@ class CredentialSource:
                 self.delay_ms = delay_ms
             if fail != "keep":
                 self.fail = fail
+            if rolling is not None:
+                self.rolling = str(rolling).lower() in ("1", "true")
 
     def snapshot(self):
         with STATE_LOCK:
@@ -947,7 +964,8 @@ def known_secrets():
 def credentials_document(name, extended=False):
     """The JSON the source answers: EC2's instance-profile document, or the
     container credentials document."""
-    (ak, sk, token, expiration), updated, _, _ = SOURCES[name].snapshot()
+    ak, sk, token, expiration = SOURCES[name].served()
+    updated = SOURCES[name].snapshot()[1]
     if name == "imds":
         doc = {"Code": "Success", "LastUpdated": iso8601(updated), "Type": "AWS-HMAC",
                "AccessKeyId": ak, "SecretAccessKey": sk, "Token": token,

@@ -870,6 +870,17 @@ class TestContainerCredentials(CredentialServersTestCase):
         self.assertEqual(self.signed_verdict("ASIAECSEXAMPLE1", "ecsSecretKeyExample1",
                                              "ecsSessionTokenExample1"), "ok")
 
+    def test_rolling_expiration(self):
+        self.assertEqual(self.control("POST", "/_creds", {
+            "source": "ecs", "access_key": "ASIAROLL1", "secret_key": "rollSecret1",
+            "token": "rollToken1", "expires_in": 4, "rolling": True})[0], 200)
+        time.sleep(2)
+        doc = json.loads(self.ecs()[2])
+        # expires 4 s after this answer (set + 6 s), not after the /_creds call (set + 4 s)
+        self.assertExpiresIn(doc["Expiration"], 4, slack=1.5)
+        time.sleep(3)
+        self.assertEqual(self.signed_verdict("ASIAROLL1", "rollSecret1", "rollToken1"), "ok")
+
     def test_garbage_and_down(self):
         status, _, body = self.ecs("/garbage")
         self.assertEqual(status, 200)
