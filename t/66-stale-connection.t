@@ -7,7 +7,9 @@
 # - A POST may have reached the function: it is not sent again, and the client gets
 #   502. The broken connection leaves the pool, so the next request opens a new one:
 #   of requests in a row, every second one fails (docs/bad-input.md).
-# - An Invoke (a POST) likewise: an `Event` invocation never runs twice.
+# - An Invoke (a POST) likewise: an `Event` invocation never runs twice, even when the
+#   function ran it and then lost the connection (POST /_stale after: the mock serves the
+#   request, drops the answer and closes; TEST 4).
 use t::TestAWSLambda 'no_plan';
 
 push @t::TestAWSLambda::NeverLogged, "KeySecret";
@@ -26,7 +28,7 @@ add_block_preprocessor(sub {
                 return res.body
             end
             mock("POST", "/_reset")
-            mock("POST", "/_stale", "on")
+            mock("POST", "/_stale", ngx.var.arg_stale or "on")
             local statuses, failed = {}, 0
             for i = 1, 8 do
                 local res = assert(client.request({ method = ngx.var.arg_method,
@@ -93,5 +95,25 @@ statuses: 202 502 202 502 202 502 202 502
 client-visible errors: 4
 connections closed on reuse: 4
 invocations: 4, repeated: 0
+--- error_log
+connection closed before message completed
+
+
+
+=== TEST 4: Invoke (Event) that the function ran before the connection broke: 502, never run twice
+--- plugin_conf
+{
+    function_name = "echo",
+    invocation_type = "Event",
+    invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+    authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+}
+--- request
+GET /t?method=GET&stale=after
+--- response_body
+statuses: 202 502 202 502 202 502 202 502
+client-visible errors: 4
+connections closed on reuse: 4
+invocations: 8, repeated: 0
 --- error_log
 connection closed before message completed

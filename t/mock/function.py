@@ -92,13 +92,16 @@ Control API on the main port (not signed):
                   mock knows (tests check that none reaches a log).
   GET /_servers   JSON {"imds_port", "ecs_port", "sts_port", "ecs_token"}
                   (null for a listener that was not started).
-  POST /_stale    body "on" or "off" (off after /_reset): with it on, a
-                  connection that has answered a request closes upon the next
-                  one, once that request is read and before it is served, as a
-                  function whose idle timeout ends a kept-alive connection just
-                  as a client reuses it.  Such requests never reach the
-                  endpoint's logic (nor the Invoke API's invocation count);
-                  /_stats counts them as "stale_closes".
+  POST /_stale    body "on", "after" or "off" (off after /_reset): with "on",
+                  a connection that has answered a request closes upon the
+                  next one, once that request is read and before it is served,
+                  as a function whose idle timeout ends a kept-alive connection
+                  just as a client reuses it: such requests never reach the
+                  endpoint's logic (nor the Invoke API's invocation count).
+                  With "after", that request is served (an Invoke counts), but
+                  its answer is dropped and the connection closed, as a
+                  function that ran and then lost its connection.  /_stats
+                  counts these requests as "stale_closes".
   GET /_conns     JSON {"accepted", "open"}: connections to the main port that
                   carried a request other than a control one, since the start
                   or the last /_reset (accepted), and those of them not closed
@@ -481,6 +484,7 @@ class Handler(BaseHTTPRequestHandler):
         self.conn_serial = next(_CONN_SERIAL)
         self.counted = False
         self.answered = 0  # requests served on this connection (not control ones)
+        self.discard = False  # drop what is written (POST /_stale after)
 
     def finish(self):
         try:
@@ -543,7 +547,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise BadRequest("no CRLF after chunk")
 
     def write(self, data):
-        self.wfile.write(data)
+        if not self.discard:
+            self.wfile.write(data)
 
     def send_head(self, code, headers, reason=None):
         if reason is None:
@@ -593,14 +598,16 @@ class Handler(BaseHTTPRequestHandler):
                 CONNS["accepted"] += 1
                 CONNS["open"] += 1
         with STATE_LOCK:
-            stale = STALE["on"] and self.answered > 0
+            stale = STALE["mode"] if self.answered > 0 else None
             if stale:
                 STATS["stale_closes"] += 1
         if stale:
-            log("mock: %s %s closed unanswered (stale) conn=%d"
-                % (method, target, self.conn_serial))
+            log("mock: %s %s closed unanswered (stale, %s) conn=%d"
+                % (method, target, stale, self.conn_serial))
             self.close_connection = True
-            return
+            if stale == "on":
+                return
+            self.discard = True  # served below, the answer dropped
         self.answered += 1
         result = verify(method, target, received, body)
         verdict, signed = result.verdict, result.signed_headers
@@ -689,12 +696,12 @@ class Handler(BaseHTTPRequestHandler):
                                  "fail": fail})
         elif path == "/_stale":
             mode = body.decode("latin-1").strip()
-            if mode not in ("on", "off"):
-                self.send_json(400, {"error": "/_stale takes on or off"})
+            if mode not in ("on", "after", "off"):
+                self.send_json(400, {"error": "/_stale takes on, after or off"})
                 return
             with STATE_LOCK:
-                STALE["on"] = mode == "on"
-            self.send_json(200, {"stale": STALE["on"]})
+                STALE["mode"] = None if mode == "off" else mode
+            self.send_json(200, {"stale": mode})
         elif path == "/_reset":
             reset_sources()
             self.send_json(200, {"reset": True})
@@ -804,8 +811,9 @@ COUNTERS = ("imds_token", "imds_token_refused", "imds_unauthorized", "imds_role"
             "stale_closes")
 CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers", "/_conns",
                  "/_stale")
-# POST /_stale: close a connection upon the request after its first
-STALE = {"on": False}
+# POST /_stale: close a connection upon the request after its first ("on": before
+# serving it; "after": after serving it, without the answer)
+STALE = {"mode": None}
 
 STATS = collections.Counter({name: 0 for name in COUNTERS})
 # connections that carried a request other than a control one (GET /_conns)
@@ -911,7 +919,7 @@ def reset_sources():
         SIGNED.clear()
         del STS_CALLS[:]
         STS_DURATION["seconds"] = None
-        STALE["on"] = False
+        STALE["mode"] = None
         CONNS["accepted"] = 0
     lambda_api.reset()
 
