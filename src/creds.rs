@@ -8,8 +8,11 @@
 //! regional STS endpoints) are subtle and aws-config implements them as AWS does, at a
 //! rate (once per credential lifetime) where its cost does not matter.
 //!
-//! Each worker keeps one [`Cached`] per distinct source. Credentials are refreshed by a
-//! background task ahead of their expiry, so requests never wait while valid
+//! Each worker keeps one [`Cached`] per distinct source, shared by the routes that name
+//! that source and freed with the last of them: a route holds its provider through its
+//! [`Shared`], the worker's map only a weak reference, and the refresher stops when the
+//! provider is dropped (route handles are freed by LuaJIT's GC). Credentials are
+//! refreshed by a background task ahead of their expiry, so requests never wait while valid
 //! credentials exist. Without valid credentials, at most one fetch per source runs, in
 //! the background: the first request of a source waits for it up to [`FIRST_FETCH_WAIT`]
 //! (or half the route's timeout), any later one up to [`OUTAGE_WAIT`], and then fails
@@ -18,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -99,13 +102,55 @@ impl fmt::Debug for Dynamic {
 #[derive(Debug)]
 pub enum Source {
     Static(Credentials),
-    Dynamic(Dynamic),
+    Dynamic(Shared),
 }
 
-/// The worker's providers, one per distinct dynamic source.
+/// A route's hold on the worker's provider for its dynamic source. Routes with the same
+/// source (compared whole, keys included, in memory only) hold the same provider, and
+/// the provider with its refresher goes when the last of them is dropped.
+pub struct Shared {
+    key: Dynamic,
+    /// Set at the route's first signed request, on the runtime thread: a route may be
+    /// made before its worker's runtime exists.
+    held: Mutex<Option<Arc<Cached>>>,
+}
+
+impl Shared {
+    pub fn new(key: Dynamic) -> Self {
+        Self {
+            key,
+            held: Mutex::new(None),
+        }
+    }
+
+    /// The provider of `providers` for this source, looked up once per route (again
+    /// only if the worker's providers were replaced).
+    fn cached(&self, providers: &Arc<Providers>) -> Arc<Cached> {
+        let mut held = self.held.lock();
+        if let Some(cached) = held.as_ref() {
+            if std::ptr::eq(cached.providers.as_ptr(), Arc::as_ptr(providers)) {
+                return cached.clone();
+            }
+        }
+        let cached = providers.provider(&self.key);
+        let replaced = held.replace(cached.clone());
+        drop(held);
+        drop(replaced);
+        cached
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.key.fmt(f)
+    }
+}
+
+/// The worker's providers, one per distinct dynamic source in use.
 #[derive(Default)]
 pub struct Providers {
-    by_source: Mutex<HashMap<Dynamic, Arc<Cached>>>,
+    /// Weak: the routes hold the providers; an entry goes when its provider is dropped.
+    by_source: Mutex<HashMap<Dynamic, Weak<Cached>>>,
     /// Lines for nginx's error log, collected here because only the nginx thread can
     /// write it; the pump drains them when `log_ready` fires.
     log: Mutex<Vec<String>>,
@@ -122,16 +167,28 @@ impl Providers {
     ) -> Result<Credentials, String> {
         match source {
             Source::Static(creds) => Ok(creds.clone()),
-            Source::Dynamic(dynamic) => {
-                let cached = self
-                    .by_source
-                    .lock()
-                    .entry(dynamic.clone())
-                    .or_insert_with(|| Arc::new(Cached::new(dynamic.clone())))
-                    .clone();
-                cached.get(self, first_wait).await
-            }
+            Source::Dynamic(shared) => shared.cached(self).get(self, first_wait).await,
         }
+    }
+
+    /// The provider for `key`, shared with the routes that use it already.
+    fn provider(self: &Arc<Self>, key: &Dynamic) -> Arc<Cached> {
+        let mut by_source = self.by_source.lock();
+        if let Some(cached) = by_source.get(key).and_then(Weak::upgrade) {
+            return cached;
+        }
+        let cached = Arc::new(Cached::new(key.clone(), Arc::downgrade(self)));
+        by_source.insert(key.clone(), Arc::downgrade(&cached));
+        cached
+    }
+
+    /// Providers alive: distinct credential sources that routes use.
+    pub fn live(&self) -> usize {
+        self.by_source
+            .lock()
+            .values()
+            .filter(|c| c.strong_count() > 0)
+            .count()
     }
 
     fn log(&self, line: String) {
@@ -193,14 +250,38 @@ pub struct Cached {
     source: Dynamic,
     state: Mutex<State>,
     fetched: Notify,
+    /// The worker's providers, whose map has this one's entry.
+    providers: Weak<Providers>,
+    /// Ends the refresher's wait when this provider is dropped (a permit if it is not
+    /// waiting at that moment).
+    stop: Arc<Notify>,
+}
+
+impl Drop for Cached {
+    /// The last route using this source is gone: the refresher stops, and the entry
+    /// leaves the worker's map unless a new provider for the source replaced it.
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Some(providers) = self.providers.upgrade() {
+            let mut by_source = providers.by_source.lock();
+            if by_source
+                .get(&self.source)
+                .is_some_and(|c| c.strong_count() == 0)
+            {
+                by_source.remove(&self.source);
+            }
+        }
+    }
 }
 
 impl Cached {
-    fn new(source: Dynamic) -> Self {
+    fn new(source: Dynamic, providers: Weak<Providers>) -> Self {
         Self {
             source,
             state: Mutex::new(State::default()),
             fetched: Notify::new(),
+            providers,
+            stop: Arc::new(Notify::new()),
         }
     }
 
@@ -306,7 +387,9 @@ impl Cached {
     }
 
     /// The first fetch, then one background task per source that refreshes ahead of
-    /// expiry for as long as the credentials expire.
+    /// expiry for as long as the credentials expire and some route uses the source:
+    /// between refreshes it holds the provider only weakly, and it ends when the
+    /// provider is dropped.
     async fn first_fetch(self: Arc<Self>, providers: Arc<Providers>) {
         let mut next = self.refresh_once(&providers).await;
         {
@@ -316,16 +399,27 @@ impl Cached {
             }
             state.refresher = true;
         }
+        let (this, stop) = (Arc::downgrade(&self), self.stop.clone());
+        drop(self);
         while let Some(at) = next {
-            tokio::time::sleep(at.duration_since(SystemTime::now()).unwrap_or_default()).await;
-            let start = !std::mem::replace(&mut self.state.lock().fetching, true);
+            let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.notified() => return,
+            }
+            let Some(cached) = this.upgrade() else {
+                return;
+            };
+            let start = !std::mem::replace(&mut cached.state.lock().fetching, true);
             next = if start {
-                self.refresh_once(&providers).await
+                cached.refresh_once(&providers).await
             } else {
                 Some(SystemTime::now() + RETRY_AFTER)
             };
         }
-        self.state.lock().refresher = false;
+        if let Some(cached) = this.upgrade() {
+            cached.state.lock().refresher = false;
+        }
     }
 
     async fn fetch(&self) -> Result<Current, String> {
@@ -520,11 +614,14 @@ mod tests {
 
     #[test]
     fn credentials_handed_back_stale_are_a_failed_fetch() {
-        let cached = Cached::new(Dynamic {
-            base: None,
-            assume_role: None,
-            region: "us-east-1".into(),
-        });
+        let cached = Cached::new(
+            Dynamic {
+                base: None,
+                assume_role: None,
+                region: "us-east-1".into(),
+            },
+            Weak::new(),
+        );
         let now = SystemTime::now();
         let hour = Duration::from_secs(3600);
         assert!(cached.check_fresh(now + hour, now, None).is_ok());
@@ -545,6 +642,77 @@ mod tests {
         assert!(cached
             .check_fresh(now + Duration::from_secs(2), now, None)
             .is_err());
+    }
+
+    fn role(arn: &str) -> Dynamic {
+        Dynamic {
+            base: Some(StaticKeys {
+                access_key: "AK".into(),
+                secret_key: "SK".into(),
+                session_token: None,
+            }),
+            assume_role: Some(AssumeRole {
+                role_arn: arn.into(),
+                external_id: None,
+                session_name: None,
+            }),
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[test]
+    fn routes_with_one_source_share_a_provider_that_goes_with_the_last() {
+        let providers = Arc::new(Providers::default());
+        let a = Shared::new(role("arn:aws:iam::1:role/r"));
+        let b = Shared::new(role("arn:aws:iam::1:role/r"));
+        let other = Shared::new(role("arn:aws:iam::1:role/other"));
+        let (pa, pb) = (a.cached(&providers), b.cached(&providers));
+        assert!(Arc::ptr_eq(&pa, &pb));
+        assert!(Arc::ptr_eq(&pa, &a.cached(&providers)), "held by the route");
+        let po = other.cached(&providers);
+        assert!(!Arc::ptr_eq(&pa, &po));
+        assert_eq!(providers.live(), 2);
+        drop((pa, pb, po));
+        assert_eq!(providers.live(), 2, "the routes hold them");
+        drop(a);
+        assert_eq!(providers.live(), 2, "b still uses the role");
+        drop(b);
+        assert_eq!(providers.live(), 1);
+        assert_eq!(providers.by_source.lock().len(), 1, "the entry went too");
+        // A route of the same source made later gets a new provider.
+        let again = Shared::new(role("arn:aws:iam::1:role/r"));
+        let _held = again.cached(&providers);
+        assert_eq!(providers.live(), 2);
+        drop(other);
+        drop(again);
+        drop(_held);
+        assert_eq!(providers.live(), 0);
+        assert!(providers.by_source.lock().is_empty());
+    }
+
+    #[test]
+    fn a_route_follows_a_new_set_of_providers() {
+        let (old, new) = (
+            Arc::new(Providers::default()),
+            Arc::new(Providers::default()),
+        );
+        let route = Shared::new(role("arn:aws:iam::1:role/r"));
+        drop(route.cached(&old));
+        drop(route.cached(&new));
+        assert_eq!((old.live(), new.live()), (0, 1));
+    }
+
+    #[test]
+    fn the_refresher_stops_when_its_provider_is_dropped() {
+        let cached = Arc::new(Cached::new(role("arn:aws:iam::1:role/r"), Weak::new()));
+        let stop = cached.stop.clone();
+        drop(cached);
+        // a permit: the refresher stops at its next wait even if it was not waiting
+        runtime().block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), stop.notified())
+                .await
+                .expect("stopped");
+        });
     }
 
     #[test]

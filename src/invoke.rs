@@ -85,7 +85,7 @@ fn credential_source(iam: &crate::config::Iam) -> Source {
         (Some((ak, sk, token)), None) => {
             Source::Static(Credentials::new(ak.clone(), sk.clone(), token.clone()))
         }
-        (keys, role) => Source::Dynamic(creds::Dynamic {
+        (keys, role) => Source::Dynamic(creds::Shared::new(creds::Dynamic {
             base: keys.as_ref().map(|(ak, sk, token)| creds::StaticKeys {
                 access_key: ak.clone(),
                 secret_key: sk.clone(),
@@ -97,7 +97,7 @@ fn credential_source(iam: &crate::config::Iam) -> Source {
                 session_name: iam.role_session_name.clone(),
             }),
             region: iam.region.clone(),
-        }),
+        })),
     }
 }
 

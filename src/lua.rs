@@ -51,6 +51,12 @@ fn module(lua: &Lua) -> LuaResult<Table> {
         })?,
     )?;
     m.set(
+        "credential_providers",
+        lua.create_function(|_, ()| {
+            Ok(crate::bridge::current().map_or(0, |w| w.providers().live()))
+        })?,
+    )?;
+    m.set(
         "tickets",
         lua.create_function(|_, ()| {
             Ok(crate::bridge::current().map_or(0, |w| w.tickets().lock().len()))

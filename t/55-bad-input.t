@@ -629,7 +629,7 @@ failed to process aws-lambda, err: TLS handshake with 127.0.0.1:$ENV{TEST_NGINX_
 failed to process aws-lambda, err: function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} did not answer within 200 ms
 failed to process aws-lambda, err: function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} did not answer within 200 ms
 failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: invalid HTTP version parsed
-failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: connection closed before message completed
+failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed (sent again on a new connection after the first broke): connection closed before message completed
 failed to process aws-lambda, err: reading the response from 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: error reading a body from connection
 failed to process aws-lambda, err: function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT}: response body larger than max_resp_body_size (1000 bytes)
 "

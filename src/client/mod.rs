@@ -9,6 +9,10 @@ mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,6 +23,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -176,7 +181,14 @@ impl<C> IdleList<C> {
 /// `keepalive_timeout` ends every idle connection.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<Endpoint, IdleList<SendRequest<Full<Bytes>>>>>,
+    idle: Mutex<HashMap<Endpoint, IdleList<Conn>>>,
+}
+
+/// A connection to the function: hyper's sender, and whether any byte of an answer
+/// arrived since the last checkout (set by [`Counted`], reset at checkout).
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    answered: Arc<AtomicBool>,
 }
 
 impl Pool {
@@ -197,32 +209,30 @@ impl Pool {
         loop {
             // The retry goes on a new connection: others in the pool may be stale too.
             let pooled = if retried { None } else { self.checkout(ep) };
-            let (mut sender, reused) = match pooled {
-                Some(sender) => (sender, true),
+            let (mut conn, reused) = match pooled {
+                Some(conn) => (conn, true),
                 // Boxed: the connect future (TLS handshake included) is large, and
                 // inline it would sit in every request's task, pooled or not, for the
                 // whole call (measured: 4.4 KB -> 2.2 KB per request in flight).
                 None => (Box::pin(connect(ep)).await?, false),
             };
-            // A pooled connection can be closed by the server just as a request goes out
-            // on it (its idle timeout, a reload). An idempotent request is then sent
-            // once more on a new connection, as nginx's proxy_next_upstream does.
+            // A pooled connection can be closed by the function's side just as a
+            // request goes out on it (its idle timeout, a reload): see `retry`.
             let copy = (reused && idempotent && !retried).then(|| copy_request(&req));
-            let res = match sender.try_send_request(req).await {
+            let res = match conn.sender.try_send_request(req).await {
                 Ok(res) => res,
-                Err(mut err) => match (err.take_message(), copy) {
-                    // Not written at all: safe to send again on another connection.
-                    (Some(unsent), _) if reused => {
-                        req = unsent;
-                        continue;
+                Err(mut err) => {
+                    let unsent = err.take_message();
+                    let answered = conn.answered.load(Ordering::Relaxed);
+                    match retry(unsent, copy, retried, answered, err.error()) {
+                        Some(again) => {
+                            req = again;
+                            retried = true;
+                            continue;
+                        }
+                        None => return Err(response_error(ep, err.into_error(), retried)),
                     }
-                    (_, Some(copy)) if closed_before_answer(err.error()) => {
-                        req = copy;
-                        retried = true;
-                        continue;
-                    }
-                    _ => return Err(response_error(ep, err.into_error())),
-                },
+                }
             };
             let (parts, body) = res.into_parts();
             if let Some(len) = content_length(&parts.headers) {
@@ -243,7 +253,7 @@ impl Pool {
                 }
             };
             if opts.keepalive && !wants_close(&parts.headers) {
-                self.checkin(ep, sender, opts);
+                self.checkin(ep, conn, opts);
             }
             return Ok(Response {
                 status: parts.status.as_u16(),
@@ -253,14 +263,19 @@ impl Pool {
         }
     }
 
-    fn checkout(&self, ep: &Endpoint) -> Option<SendRequest<Full<Bytes>>> {
+    fn checkout(&self, ep: &Endpoint) -> Option<Conn> {
         let now = Instant::now();
-        let mut idle = self.idle.lock();
-        idle.get_mut(ep)?.pop(now, |c| c.is_ready())
+        let conn = {
+            let mut idle = self.idle.lock();
+            idle.get_mut(ep)?.pop(now, |c| c.sender.is_ready())?
+        };
+        // Idle, so everything read so far was a whole earlier answer.
+        conn.answered.store(false, Ordering::Relaxed);
+        Some(conn)
     }
 
-    fn checkin(&self, ep: &Endpoint, sender: SendRequest<Full<Bytes>>, opts: &Options) {
-        if sender.is_closed() {
+    fn checkin(&self, ep: &Endpoint, conn: Conn, opts: &Options) {
+        if conn.sender.is_closed() {
             return;
         }
         let mut idle = self.idle.lock();
@@ -268,12 +283,7 @@ impl Pool {
             Some(list) => list,
             None => idle.entry(ep.clone()).or_default(),
         };
-        list.push(
-            sender,
-            Instant::now(),
-            opts.pool_size,
-            opts.keepalive_timeout,
-        );
+        list.push(conn, Instant::now(), opts.pool_size, opts.keepalive_timeout);
     }
 
     /// Closes idle connections past their keepalive timeout, and those over the cap
@@ -281,7 +291,7 @@ impl Pool {
     pub fn sweep(&self, now: Instant) {
         let mut idle = self.idle.lock();
         idle.retain(|_, list| {
-            list.sweep(now, |c| c.is_closed());
+            list.sweep(now, |c| c.sender.is_closed());
             !list.conns.is_empty()
         });
     }
@@ -304,7 +314,32 @@ fn copy_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
     copy
 }
 
-/// The connection ended before any of the answer arrived.
+/// Whether a failed request goes out once more, on a new connection, and which copy.
+///
+/// - `unsent`: hyper handed the request back, so it provably never left (the connection
+///   was found closed before any of it was written): sent again whatever the method.
+/// - `copy`: set for an idempotent request on a reused connection. It is sent again when
+///   the connection broke before any byte of the answer arrived (`answered` false): the
+///   function's side closed it as the request went out, as nginx's
+///   `proxy_next_upstream error` does for idempotent methods.
+///
+/// Anything else, and above all a non-idempotent request (a POST; every Invoke, so an
+/// `Event` invocation never runs twice) that may have reached the function, is not
+/// retried. There is at most one retry.
+fn retry(
+    unsent: Option<Request<Full<Bytes>>>,
+    copy: Option<Request<Full<Bytes>>>,
+    retried: bool,
+    answered: bool,
+    err: &hyper::Error,
+) -> Option<Request<Full<Bytes>>> {
+    if retried {
+        return None;
+    }
+    unsent.or_else(|| copy.filter(|_| !answered && closed_before_answer(err)))
+}
+
+/// The connection ended or broke (rather than, say, an answer that is not HTTP).
 fn closed_before_answer(err: &hyper::Error) -> bool {
     if err.is_incomplete_message() || err.is_canceled() || err.is_closed() {
         return true;
@@ -343,11 +378,16 @@ fn wants_close(headers: &HeaderMap) -> bool {
     })
 }
 
-fn response_error(ep: &Endpoint, err: hyper::Error) -> ClientError {
-    ClientError::BadResponse(format!("request to {ep} failed: {err}"))
+fn response_error(ep: &Endpoint, err: hyper::Error, retried: bool) -> ClientError {
+    let again = if retried {
+        " (sent again on a new connection after the first broke)"
+    } else {
+        ""
+    };
+    ClientError::BadResponse(format!("request to {ep} failed{again}: {err}"))
 }
 
-async fn connect(ep: &Endpoint) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+async fn connect(ep: &Endpoint) -> Result<Conn, ClientError> {
     let unreachable = |what: &str, err: &dyn fmt::Display| {
         ClientError::Unreachable(format!("{what} {ep} failed: {err}"))
     };
@@ -368,10 +408,15 @@ async fn connect(ep: &Endpoint) -> Result<SendRequest<Full<Bytes>>, ClientError>
     handshake(ep, stream).await
 }
 
-async fn handshake<T>(ep: &Endpoint, io: T) -> Result<SendRequest<Full<Bytes>>, ClientError>
+async fn handshake<T>(ep: &Endpoint, io: T) -> Result<Conn, ClientError>
 where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let answered = Arc::new(AtomicBool::new(false));
+    let io = Counted {
+        io,
+        answered: answered.clone(),
+    };
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(io))
         .await
@@ -380,7 +425,59 @@ where
         // Ends when the peer closes or the last sender is dropped.
         let _ = conn.await;
     });
-    Ok(sender)
+    Ok(Conn { sender, answered })
+}
+
+/// The connection's stream as hyper sees it (plain text under TLS), noting whether any
+/// byte arrived: whether a broken exchange got any of its answer (see `retry`).
+struct Counted<T> {
+    io: T,
+    answered: Arc<AtomicBool>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.answered.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -453,6 +550,234 @@ mod tests {
         assert_eq!(
             list.conns.front().map(|c| c.conn),
             Some(n - 5 - SURPLUS_MAX as u32)
+        );
+    }
+
+    /// What a test function does with the second request on a connection (it answers
+    /// the first one on each with keep-alive).
+    #[derive(Clone, Copy)]
+    enum OnReuse {
+        /// Reads the request and closes: the function's side closed the connection as
+        /// the request went out.
+        Close,
+        /// Sends the start of an answer, then closes.
+        CloseMidAnswer,
+    }
+
+    /// A function on a local port (served by a plain thread): returns the port and the
+    /// number of requests that reached it.
+    fn function(on_reuse: OnReuse) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                for n in 0.. {
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            length = usize::MAX;
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().expect("length");
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    if length == usize::MAX {
+                        break;
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        break;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    if n == 0 {
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                        continue;
+                    }
+                    if let OnReuse::CloseMidAnswer = on_reuse {
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
+                    }
+                    break;
+                }
+            }
+        });
+        (port, seen)
+    }
+
+    fn exchange(port: u16, methods: &[&str]) -> Vec<Result<u16, String>> {
+        let ep = Endpoint {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port,
+            ssl_verify: true,
+        };
+        let opts = Options {
+            keepalive: true,
+            keepalive_timeout: TIMEOUT,
+            pool_size: 5,
+            max_body: 1024,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let pool = Pool::new();
+        runtime.block_on(async {
+            let mut out = Vec::new();
+            for method in methods {
+                let req = Request::builder()
+                    .method(*method)
+                    .uri("/f")
+                    .header("host", "fn")
+                    .header("content-length", "4")
+                    .body(Full::new(Bytes::from_static(b"body")))
+                    .expect("request");
+                let res = pool.send(&ep, &opts, req).await;
+                out.push(res.map(|r| r.status).map_err(|e| e.to_string()));
+            }
+            out
+        })
+    }
+
+    #[test]
+    fn an_idempotent_request_meeting_a_closed_connection_is_sent_again() {
+        let (port, seen) = function(OnReuse::Close);
+        let results = exchange(port, &["GET", "PUT", "DELETE"]);
+        assert!(results.iter().all(|r| r == &Ok(200)), "{results:?}");
+        // each reuse met a close and went again on a new connection
+        assert_eq!(seen.load(Ordering::SeqCst), 5, "{results:?}");
+    }
+
+    #[test]
+    fn a_post_that_may_have_reached_the_function_is_never_sent_again() {
+        let (port, seen) = function(OnReuse::Close);
+        let results = exchange(port, &["POST", "POST", "POST"]);
+        assert_eq!(results[0], Ok(200));
+        let err = results[1]
+            .as_ref()
+            .expect_err("the reused connection closed");
+        assert!(
+            err.contains("connection closed before message completed"),
+            "{err}"
+        );
+        assert!(!err.contains("sent again"), "{err}");
+        // the broken connection left the pool: the next POST gets a new one
+        assert_eq!(results[2], Ok(200));
+        assert_eq!(seen.load(Ordering::SeqCst), 3, "{results:?}");
+    }
+
+    #[test]
+    fn an_idempotent_request_is_not_sent_again_once_its_answer_began() {
+        let (port, seen) = function(OnReuse::CloseMidAnswer);
+        let results = exchange(port, &["GET", "GET"]);
+        assert_eq!(results[0], Ok(200));
+        assert!(results[1].is_err(), "{results:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+    }
+
+    /// The function closes a pooled connection just before a POST is handed to it, and
+    /// the connection's task sees the close before writing: hyper hands the request
+    /// back, and it goes once more, on a new connection. Staged deterministically: the
+    /// function signals on a socket, then closes, so that the runtime's next poll wakes
+    /// this task (which checks the connection out and queues the request) before the
+    /// connection's task.
+    #[test]
+    fn a_post_that_never_left_is_sent_again_on_a_new_connection() {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use tokio::io::AsyncReadExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (signal_out, signal_in) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            let serve_one = |stream: &mut std::net::TcpStream| {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).expect("read");
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().expect("length");
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).expect("body");
+                counter.fetch_add(1, Ordering::SeqCst);
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .expect("answer");
+            };
+            let (mut first, _) = listener.accept().expect("accept");
+            serve_one(&mut first);
+            close_rx.recv().expect("close");
+            (&signal_out).write_all(b"x").expect("signal");
+            std::thread::sleep(Duration::from_millis(20));
+            drop(first);
+            std::thread::sleep(Duration::from_millis(20));
+            closed_tx.send(()).expect("closed");
+            let (mut second, _) = listener.accept().expect("accept");
+            serve_one(&mut second);
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        let ep = Endpoint {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port,
+            ssl_verify: true,
+        };
+        let opts = Options {
+            keepalive: true,
+            keepalive_timeout: TIMEOUT,
+            pool_size: 5,
+            max_body: 1024,
+        };
+        let post = || {
+            Request::builder()
+                .method("POST")
+                .uri("/f")
+                .header("host", "fn")
+                .header("content-length", "4")
+                .body(Full::new(Bytes::from_static(b"body")))
+                .expect("request")
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let pool = Pool::new();
+        let second = runtime.block_on(async {
+            let first = pool.send(&ep, &opts, post()).await.map(|r| r.status);
+            assert_eq!(first.map_err(|e| e.to_string()), Ok(200));
+            signal_in.set_nonblocking(true).expect("nonblocking");
+            let mut signal = tokio::net::UnixStream::from_std(signal_in).expect("signal");
+            // the runtime takes in what is pending on both sockets
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // both the signal and the close arrive while the runtime waits here
+            close_tx.send(()).expect("close");
+            closed_rx.recv().expect("closed");
+            signal.read_exact(&mut [0; 1]).await.expect("signal");
+            pool.send(&ep, &opts, post()).await.map(|r| r.status)
+        });
+        assert_eq!(second.map_err(|e| e.to_string()), Ok(200));
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "the function saw each POST once"
         );
     }
 

@@ -58,11 +58,16 @@ knows every pair they hand out):
                   /down: reads the request and closes the connection.
   --sts-port N    moto's STS (moto[server]), in-process; every call is
                   verified like the function's requests, and recorded.
+                  POST /_creds source=sts expires_in=N makes AssumeRole* issue
+                  credentials for N seconds (DurationSeconds rewritten after
+                  the signature check) until /_reset.
 
 Control API on the main port (not signed):
   POST /_creds    JSON {"source": "imds"|"ecs", "access_key", "secret_key",
                   "token", "expires_in" (s, default 3600), "delay_ms" (0),
-                  "fail" (null, "garbage", "error" or "down")}, or the same
+                  "fail" (null, "garbage", "error" or "down"), "rolling"
+                  (true: each answer's pair expires expires_in seconds from
+                  that answer)}, or the same
                   as form or query parameters: what that source serves from
                   now on, expiring expires_in seconds from now.  The pair
                   becomes known to the verifier; pairs served before stay
@@ -76,7 +81,9 @@ Control API on the main port (not signed):
                   ecs_credentials, ecs_unauthorized, ecs_garbage, ecs_down,
                   ecs_failed, sts_calls, sts_assume_role,
                   sts_assume_role_with_web_identity); "invocations": function
-                  name -> calls that reached it (Invoke API); "signed": access key ->
+                  name -> calls that reached it (Invoke API);
+                  "invocations_repeated": event request ids (requestContext.requestId)
+                  that reached a function more than once; "signed": access key ->
                   verdict -> count, of the function's requests; "sts": the STS
                   calls (action, role_arn, session_name, external_id,
                   access_key issued, signed_by, signature).
@@ -85,6 +92,16 @@ Control API on the main port (not signed):
                   mock knows (tests check that none reaches a log).
   GET /_servers   JSON {"imds_port", "ecs_port", "sts_port", "ecs_token"}
                   (null for a listener that was not started).
+  POST /_stale    body "on", "after" or "off" (off after /_reset): with "on",
+                  a connection that has answered a request closes upon the
+                  next one, once that request is read and before it is served,
+                  as a function whose idle timeout ends a kept-alive connection
+                  just as a client reuses it: such requests never reach the
+                  endpoint's logic (nor the Invoke API's invocation count).
+                  With "after", that request is served (an Invoke counts), but
+                  its answer is dropped and the connection closed, as a
+                  function that ran and then lost its connection.  /_stats
+                  counts these requests as "stale_closes".
   GET /_conns     JSON {"accepted", "open"}: connections to the main port that
                   carried a request other than a control one, since the start
                   or the last /_reset (accepted), and those of them not closed
@@ -108,7 +125,7 @@ import socket
 import sys
 import threading
 import time
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import lambda_api
@@ -466,6 +483,8 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.conn_serial = next(_CONN_SERIAL)
         self.counted = False
+        self.answered = 0  # requests served on this connection (not control ones)
+        self.discard = False  # drop what is written (POST /_stale after)
 
     def finish(self):
         try:
@@ -528,7 +547,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise BadRequest("no CRLF after chunk")
 
     def write(self, data):
-        self.wfile.write(data)
+        if not self.discard:
+            self.wfile.write(data)
 
     def send_head(self, code, headers, reason=None):
         if reason is None:
@@ -577,6 +597,18 @@ class Handler(BaseHTTPRequestHandler):
             with STATE_LOCK:
                 CONNS["accepted"] += 1
                 CONNS["open"] += 1
+        with STATE_LOCK:
+            stale = STALE["mode"] if self.answered > 0 else None
+            if stale:
+                STATS["stale_closes"] += 1
+        if stale:
+            log("mock: %s %s closed unanswered (stale, %s) conn=%d"
+                % (method, target, stale, self.conn_serial))
+            self.close_connection = True
+            if stale == "on":
+                return
+            self.discard = True  # served below, the answer dropped
+        self.answered += 1
         result = verify(method, target, received, body)
         verdict, signed = result.verdict, result.signed_headers
         log("mock: %s %s %s conn=%d" % (method, target, verdict, self.conn_serial))
@@ -648,6 +680,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/_creds":
             try:
                 fields = parse_fields(query, body)
+                if fields.get("source") == "sts":
+                    self.set_sts(fields)
+                    return
                 source = SOURCES.get(fields.pop("source", None))
                 if source is None:
                     raise ValueError("source must be one of %s" % ", ".join(sorted(SOURCES)))
@@ -659,6 +694,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"source": source.name, "access_key": ak,
                                  "expiration": iso8601(expiration), "delay_ms": delay_ms,
                                  "fail": fail})
+        elif path == "/_stale":
+            mode = body.decode("latin-1").strip()
+            if mode not in ("on", "after", "off"):
+                self.send_json(400, {"error": "/_stale takes on, after or off"})
+                return
+            with STATE_LOCK:
+                STALE["mode"] = None if mode == "off" else mode
+            self.send_json(200, {"stale": mode})
         elif path == "/_reset":
             reset_sources()
             self.send_json(200, {"reset": True})
@@ -671,6 +714,19 @@ class Handler(BaseHTTPRequestHandler):
         else:  # /_servers
             with STATE_LOCK:
                 self.send_json(200, dict(SERVERS))
+
+    def set_sts(self, fields):
+        """/_creds for source=sts: expires_in (s) of the pairs AssumeRole* issues."""
+        extra = sorted(set(fields) - {"source", "expires_in"})
+        if extra:
+            raise ValueError("source sts takes only expires_in, not %s" % ", ".join(extra))
+        try:
+            seconds = int(float(fields["expires_in"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("expires_in (seconds) is required") from None
+        with STATE_LOCK:
+            STS_DURATION["seconds"] = seconds
+        self.send_json(200, {"source": "sts", "expires_in": seconds})
 
     def send_big(self, n, chunked):
         headers = [("Content-Type", "application/octet-stream")]
@@ -751,8 +807,13 @@ FAIL_MODES = ("garbage", "error", "down")
 COUNTERS = ("imds_token", "imds_token_refused", "imds_unauthorized", "imds_role",
             "imds_credentials", "imds_extended", "imds_not_found", "imds_failed",
             "ecs_credentials", "ecs_unauthorized", "ecs_garbage", "ecs_down", "ecs_failed",
-            "sts_calls", "sts_assume_role", "sts_assume_role_with_web_identity")
-CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers", "/_conns")
+            "sts_calls", "sts_assume_role", "sts_assume_role_with_web_identity",
+            "stale_closes")
+CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers", "/_conns",
+                 "/_stale")
+# POST /_stale: close a connection upon the request after its first ("on": before
+# serving it; "after": after serving it, without the answer)
+STALE = {"mode": None}
 
 STATS = collections.Counter({name: 0 for name in COUNTERS})
 # connections that carried a request other than a control one (GET /_conns)
@@ -761,6 +822,8 @@ SIGNED = collections.defaultdict(collections.Counter)  # access key -> verdict -
 STS_CALLS = []
 IMDS_TOKENS = {}  # token -> expiry (Unix time)
 SERVERS = {"imds_port": None, "ecs_port": None, "sts_port": None, "ecs_token": None}
+# DurationSeconds the STS layer gives moto for AssumeRole* (None: the caller's)
+STS_DURATION = {"seconds": None}
 
 
 def count(name):
@@ -786,14 +849,26 @@ class CredentialSource:
         with STATE_LOCK:
             self.delay_ms = 0
             self.fail = None
+            self.rolling = False
             self._serve(ak, sk, token, DEFAULT_LIFETIME)
 
     def _serve(self, ak, sk, token, expires_in):
         now = time.time()
         expiration = now + expires_in
         self.pair = (ak, sk, token, expiration)
+        self.lifetime = expires_in
         self.last_updated = now
         ISSUED[ak] = (sk, token, expiration)
+
+    def served(self):
+        """The pair to hand out now: with `rolling`, it expires its lifetime from now."""
+        with STATE_LOCK:
+            if self.rolling:
+                ak, sk, token, _ = self.pair
+                expiration = time.time() + self.lifetime
+                self.pair = (ak, sk, token, expiration)
+                ISSUED[ak] = (sk, token, expiration)
+            return self.pair
 
     def update(self, fields):
         """access_key, secret_key, token, expires_in, delay_ms, fail; those
@@ -803,6 +878,7 @@ class CredentialSource:
         expires_in = fields.pop("expires_in", DEFAULT_LIFETIME)
         delay_ms = fields.pop("delay_ms", None)
         fail = fields.pop("fail", "keep")
+        rolling = fields.pop("rolling", None)
         if fields:
             raise ValueError("unknown fields: %s" % ", ".join(sorted(fields)))
         if any(pair) and not all(isinstance(v, str) and v for v in pair):
@@ -823,6 +899,8 @@ class CredentialSource:
                 self.delay_ms = delay_ms
             if fail != "keep":
                 self.fail = fail
+            if rolling is not None:
+                self.rolling = str(rolling).lower() in ("1", "true")
 
     def snapshot(self):
         with STATE_LOCK:
@@ -840,6 +918,8 @@ def reset_sources():
         STATS.update({name: 0 for name in COUNTERS})
         SIGNED.clear()
         del STS_CALLS[:]
+        STS_DURATION["seconds"] = None
+        STALE["mode"] = None
         CONNS["accepted"] = 0
     lambda_api.reset()
 
@@ -864,6 +944,7 @@ def stats():
         out["signed"] = {ak: dict(v) for ak, v in SIGNED.items()}
         out["sts"] = [dict(call) for call in STS_CALLS]
     out["invocations"] = lambda_api.stats()
+    out["invocations_repeated"] = lambda_api.repeated()
     return out
 
 
@@ -891,7 +972,8 @@ def known_secrets():
 def credentials_document(name, extended=False):
     """The JSON the source answers: EC2's instance-profile document, or the
     container credentials document."""
-    (ak, sk, token, expiration), updated, _, _ = SOURCES[name].snapshot()
+    ak, sk, token, expiration = SOURCES[name].served()
+    updated = SOURCES[name].snapshot()[1]
     if name == "imds":
         doc = {"Code": "Success", "LastUpdated": iso8601(updated), "Type": "AWS-HMAC",
                "AccessKeyId": ak, "SecretAccessKey": sk, "Token": token,
@@ -1069,6 +1151,17 @@ def sts_app():
             start_response(status, [("Content-Type", "text/xml"),
                                     ("Content-Length", str(len(out)))])
         else:
+            with STATE_LOCK:
+                duration = STS_DURATION["seconds"]
+            if duration is not None and action.startswith("AssumeRole"):
+                # after the signature check: moto does not verify it
+                form = [(k, v) for k, v in parse_qsl(body.decode("utf-8", "replace"),
+                                                     keep_blank_values=True)
+                        if k != "DurationSeconds"]
+                form.append(("DurationSeconds", str(duration)))
+                rewritten = urlencode(form).encode()
+                environ["wsgi.input"] = io.BytesIO(rewritten)
+                environ["CONTENT_LENGTH"] = str(len(rewritten))
             captured = []
 
             def capture(status, response_headers, exc_info=None):

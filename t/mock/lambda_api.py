@@ -54,6 +54,8 @@ ASYNC_LIMIT = 1024 * 1024
 
 # function name -> invocations that reached the function
 INVOCATIONS = {}
+# an event's requestContext.requestId -> invocations that carried it
+REQUEST_IDS = {}
 _LOCK = threading.Lock()
 
 _CLF_TIME = re.compile(r"^\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$")
@@ -62,6 +64,13 @@ _CLF_TIME = re.compile(r"^\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$
 def reset():
     with _LOCK:
         INVOCATIONS.clear()
+        REQUEST_IDS.clear()
+
+
+def repeated():
+    """How many request ids (one per client request) reached a function twice or more."""
+    with _LOCK:
+        return sum(1 for n in REQUEST_IDS.values() if n > 1)
 
 
 def stats():
@@ -308,8 +317,12 @@ def invoke(raw_name, query, headers, body, verdict, log):
                       "progress for resource")
     if invocation_type == "DryRun":
         return 204, [], b""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    request_id = context.get("requestId") if isinstance(context, dict) else None
     with _LOCK:
         INVOCATIONS[name] = INVOCATIONS.get(name, 0) + 1
+        if isinstance(request_id, str):
+            REQUEST_IDS[request_id] = REQUEST_IDS.get(request_id, 0) + 1
     if invocation_type == "Event":
         return 202, [], b""
 

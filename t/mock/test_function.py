@@ -672,6 +672,36 @@ class TestConnectionCounts(MockTestCase):
         self.assertEqual(self.wait_open(0), {"accepted": 0, "open": 0})
 
 
+class TestStale(MockTestCase):
+    """POST /_stale on: a connection closes upon its second request, unanswered."""
+
+    def test_stale_mode(self):
+        status, _, _ = self.send("POST", "/_stale", [("Host", "x")], b"on")
+        self.assertEqual(status, 200)
+        try:
+            c = http.client.HTTPConnection(self.mock.host, self.mock.port, timeout=10)
+            c.request("GET", "/httptrigger")
+            self.assertEqual(c.getresponse().read(), b"aws lambda invoked\n")
+            c.request("POST", "/httptrigger", body=b"x")
+            with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError)):
+                c.getresponse()
+            c.close()
+            _, _, body = self.send("GET", "/_stats", [("Host", "x")])
+            self.assertEqual(json.loads(body)["stale_closes"], 1)
+            status, _, _ = self.send("POST", "/_stale", [("Host", "x")], b"maybe")
+            self.assertEqual(status, 400)
+        finally:
+            self.send("POST", "/_reset", [("Host", "x")])
+        # off after /_reset: two requests on one connection
+        c = http.client.HTTPConnection(self.mock.host, self.mock.port, timeout=10)
+        for _ in range(2):
+            c.request("GET", "/httptrigger")
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+        c.close()
+
+
 HAVE_MOTO = importlib.util.find_spec("moto") is not None
 ECS_TOKEN = "test-container-authorization-token"
 
@@ -839,6 +869,17 @@ class TestContainerCredentials(CredentialServersTestCase):
         self.assertEqual((st["ecs_unauthorized"], st["ecs_credentials"]), (2, 1))
         self.assertEqual(self.signed_verdict("ASIAECSEXAMPLE1", "ecsSecretKeyExample1",
                                              "ecsSessionTokenExample1"), "ok")
+
+    def test_rolling_expiration(self):
+        self.assertEqual(self.control("POST", "/_creds", {
+            "source": "ecs", "access_key": "ASIAROLL1", "secret_key": "rollSecret1",
+            "token": "rollToken1", "expires_in": 4, "rolling": True})[0], 200)
+        time.sleep(2)
+        doc = json.loads(self.ecs()[2])
+        # expires 4 s after this answer (set + 6 s), not after the /_creds call (set + 4 s)
+        self.assertExpiresIn(doc["Expiration"], 4, slack=1.5)
+        time.sleep(3)
+        self.assertEqual(self.signed_verdict("ASIAROLL1", "rollSecret1", "rollToken1"), "ok")
 
     def test_garbage_and_down(self):
         status, _, body = self.ecs("/garbage")
@@ -1024,6 +1065,18 @@ class TestSts(CredentialServersTestCase):
         # moto's pair expires after DurationSeconds (default an hour)
         self.assertAlmostEqual((c["Expiration"] - datetime.datetime.now(
             datetime.timezone.utc)).total_seconds(), 3600, delta=10)
+
+    def test_assume_role_duration_set_by_the_control_api(self):
+        self.assertEqual(self.control("POST", "/_creds", {"source": "sts", "expires_in": 10})[0],
+                         200)
+        self.assertEqual(self.control("POST", "/_creds", {"source": "sts", "delay_ms": 1})[0],
+                         400)
+        sts = self.client(aws_access_key_id=AK, aws_secret_access_key=SK)
+        c = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/short",
+                            RoleSessionName="short")["Credentials"]
+        self.assertAlmostEqual((c["Expiration"] - datetime.datetime.now(
+            datetime.timezone.utc)).total_seconds(), 10, delta=3)
+        self.assertEqual(self.stats()["sts"][-1]["signature"], "ok")
 
 
 if __name__ == "__main__":

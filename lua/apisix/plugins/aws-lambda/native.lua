@@ -446,6 +446,8 @@ function _M.stats()
         tickets = lib_lua.tickets(),
         -- runtimes started again after theirs stopped
         runtime_restarts = lib_lua.runtime_restarts(),
+        -- distinct expiring credential sources that live routes use (one refresher each)
+        credential_providers = lib_lua.credential_providers(),
     }
 end
 
