@@ -235,3 +235,27 @@ last error at: true
 token shown: false
 --- error_log
 no AWS credentials
+
+
+
+=== TEST 6: bad input: an unreadable snapshot in the dict is skipped and logged; an unknown format is refused
+--- http_config
+    lua_shared_dict aws-lambda-stats 1m;
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger" }
+--- config
+    location /t {
+        content_by_lua_block {
+            assert(require("client").request({ path = "/aws" }).status == 200)
+            ngx.shared["aws-lambda-stats"]:set("aws-lambda-stats:worker:1", "{not json", 5)
+            local s = require("apisix.plugins.aws-lambda.stats").collect()
+            ngx.say("workers: ", s.workers, " 2xx: ", s.requests["2xx"])
+            local ok, err = pcall(require("aws_lambda_native").stats_report, {}, "xml", true)
+            ngx.say(ok, " ", tostring(err):match("unknown stats format[^\n]*"))
+        }
+    }
+--- response_body
+workers: 1 2xx: 1
+false unknown stats format "xml": json or prometheus
+--- error_log
+a worker's statistics were unreadable
