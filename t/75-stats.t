@@ -3,7 +3,7 @@
 # in any of them.
 use t::TestAWSLambda 'no_plan';
 
-push @t::TestAWSLambda::NeverLogged, "STATS-APIKEY-75";
+push @t::TestAWSLambda::NeverLogged, "STATS-APIKEY-75", "KeySecret";
 
 $ENV{TEST_NGINX_TLS_PORT} //= 1986;
 
@@ -259,3 +259,33 @@ workers: 1 2xx: 1
 false unknown stats format "xml": json or prometheus
 --- error_log
 a worker's statistics were unreadable
+
+
+
+=== TEST 7: a function error through the Invoke API is counted as one; the secret key is not shown
+--- http_config
+    lua_shared_dict aws-lambda-stats 1m;
+--- plugin_conf
+{
+    function_name = "fail",
+    invoke_endpoint = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
+    authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+}
+--- config
+    location /t {
+        content_by_lua_block {
+            local stats = require("apisix.plugins.aws-lambda.stats")
+            ngx.say("status: ", require("client").request({ path = "/aws" }).status)
+            local s = stats.collect()
+            ngx.say("function_error: ", s.failures.function_error, " 5xx: ", s.requests["5xx"],
+                    " bad_response: ", s.failures.bad_response)
+            local text = stats.json() .. stats.prometheus()
+            ngx.say("secret shown: ", text:find("KeySecret", 1, true) ~= nil)
+        }
+    }
+--- response_body
+status: 502
+function_error: 1 5xx: 1 bad_response: 0
+secret shown: false
+--- error_log
+the function failed (Unhandled)
