@@ -345,6 +345,8 @@ impl Cached {
     /// while the current credentials are still valid, a retry.
     async fn refresh_once(&self, providers: &Providers) -> Option<SystemTime> {
         let result = self.fetch().await;
+        // Its messages name the source and the cause, never a secret.
+        crate::stats::WORKER.credential_fetch(result.as_ref().err().cloned());
         let now = SystemTime::now();
         let next = {
             let mut state = self.state.lock();

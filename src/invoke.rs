@@ -18,6 +18,7 @@ use crate::config::PluginConfig;
 use crate::creds::{self, Providers, Source};
 use crate::lambda;
 use crate::sign::{self, Credentials, SigningConfig};
+use crate::stats::{self, Failure};
 use crate::wire;
 
 /// A configured route, built once per plugin configuration and shared by its requests.
@@ -157,14 +158,17 @@ pub async fn call(
     let exchange = exchange(pool, route, &incoming, &headers, creds.as_ref(), head_only);
     match tokio::time::timeout_at(deadline, exchange).await {
         Ok(outcome) => outcome,
-        Err(_) => Outcome::error(
-            504,
-            format!(
-                "function at {} did not answer within {} ms",
-                route.endpoint,
-                timeout.as_millis()
-            ),
-        ),
+        Err(_) => {
+            stats::WORKER.failed(Failure::Timeout);
+            Outcome::error(
+                504,
+                format!(
+                    "function at {} did not answer within {} ms",
+                    route.endpoint,
+                    timeout.as_millis()
+                ),
+            )
+        }
     }
 }
 
@@ -218,6 +222,7 @@ async fn exchange(
 /// 503 with `Retry-After`: the function was not called, and a fetch of credentials
 /// may be tried again by then.
 fn no_credentials(message: String) -> Outcome {
+    stats::WORKER.failed(Failure::NoCredentials);
     Outcome::Error {
         status: 503,
         message,
@@ -242,6 +247,7 @@ pub(crate) fn transport_error(route: &Route, err: &ClientError) -> Outcome {
 async fn read_body(route: &Route, body: &Body) -> Result<Bytes, Outcome> {
     let max = route.cfg.max_req_body_size;
     let too_large = || {
+        stats::WORKER.failed(Failure::TooLarge);
         Outcome::error(
             413,
             format!("request body larger than max_req_body_size ({max} bytes)"),

@@ -24,6 +24,7 @@ pub mod invoke;
 pub mod lambda;
 mod lua;
 pub mod sign;
+pub mod stats;
 pub mod wire;
 
 /// The crate version, reported by the library, the plugin and the rockspec.

@@ -57,12 +57,57 @@ fn module(lua: &Lua) -> LuaResult<Table> {
         })?,
     )?;
     m.set(
+        "stats_snapshot",
+        lua.create_function(|_, ()| {
+            serde_json::to_string(&crate::bridge::stats()).map_err(mlua::Error::external)
+        })?,
+    )?;
+    m.set("stats_report", lua.create_function(stats_report)?)?;
+    m.set(
+        "stats_refused",
+        lua.create_function(|_, (status, too_large): (u16, bool)| {
+            // A request the Lua side answered without the runtime.
+            crate::stats::WORKER.answered(status);
+            if too_large {
+                crate::stats::WORKER.failed(crate::stats::Failure::TooLarge);
+            }
+            Ok(())
+        })?,
+    )?;
+    m.set(
         "tickets",
         lua.create_function(|_, ()| {
             Ok(crate::bridge::current().map_or(0, |w| w.tickets().lock().len()))
         })?,
     )?;
     Ok(m)
+}
+
+/// `stats_report(snapshots, format, all_workers)`: workers' snapshots (JSON strings
+/// from `stats_snapshot`) merged, marked as covering all workers or not, as a Lua table (`"table"`), JSON text (`"json"`) or
+/// Prometheus text (`"prometheus"`); and the messages of snapshots that could not be
+/// read (a list, maybe empty).
+fn stats_report(
+    lua: &Lua,
+    (snapshots, format, all_workers): (Vec<mlua::String>, String, bool),
+) -> LuaResult<(Value, Vec<String>)> {
+    let texts: Vec<_> = snapshots
+        .iter()
+        .map(|s| s.to_str())
+        .collect::<Result<_, _>>()?;
+    let (mut total, errors) = crate::stats::merge(texts.iter().map(|s| &**s));
+    total.all_workers = Some(all_workers);
+    let text = match format.as_str() {
+        "table" => return Ok((lua.to_value(&total)?, errors)),
+        "json" => serde_json::to_string(&total).map_err(mlua::Error::external)?,
+        "prometheus" => total.prometheus(),
+        other => {
+            return Err(mlua::Error::external(format!(
+                "unknown stats format {other:?}: json or prometheus"
+            )))
+        }
+    };
+    Ok((Value::String(lua.create_string(text)?), errors))
 }
 
 /// `check_schema(conf)`: validates, injects the defaults into `conf` itself, and

@@ -36,6 +36,7 @@ use tokio::sync::Notify;
 use crate::client::{self, Pool};
 use crate::creds::Providers;
 use crate::invoke::{self, Incoming, Route};
+use crate::stats::{self, Snapshot};
 use queue::SubmitQueue;
 use tickets::{Outcome, Tickets};
 
@@ -95,6 +96,7 @@ static PID: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn forget_pid_in_child() {
     PID.store(0, Ordering::Relaxed);
+    stats::WORKER.reset_after_fork();
 }
 
 fn pid() -> u32 {
@@ -223,6 +225,8 @@ fn launch(
         drop(runtime);
     })
     .map_err(|e| format!("cannot start the runtime thread: {e}"))?;
+    // Every start after this process's first counts as a runtime restart (stats).
+    stats::WORKER.runtime_started();
     Ok(worker)
 }
 
@@ -357,7 +361,12 @@ async fn serve(w: Arc<Worker>, job: Job) {
         ticket: job.ticket,
         done: false,
     };
-    let outcome = invoke::call(&w.pool, &w.providers, &job.route, job.incoming).await;
+    // In flight until the outcome is there, so that it no longer counts once nginx
+    // can see the answer.
+    let outcome = {
+        let _in_flight = stats::WORKER.call_started();
+        invoke::call(&w.pool, &w.providers, &job.route, job.incoming).await
+    };
     guard.complete(outcome);
 }
 
@@ -445,6 +454,9 @@ impl Worker {
     }
 
     fn complete(&self, ticket: u32, outcome: Outcome) {
+        stats::WORKER.answered(match &outcome {
+            Outcome::Response { status, .. } | Outcome::Error { status, .. } => *status,
+        });
         if self.tickets.lock().complete(ticket, outcome) {
             self.completed.lock().push(ticket);
             self.completed_notify.notify_one();
@@ -490,4 +502,19 @@ impl Worker {
     pub fn providers(&self) -> &Providers {
         &self.providers
     }
+
+    /// This worker's stats: the process's counters and the runtime's queue, tickets
+    /// and pool.
+    pub fn stats(&self) -> Snapshot {
+        let mut s = stats::WORKER.snapshot(self.pid);
+        s.queue_depth = self.queue.len() as u64;
+        s.tickets = self.tickets.lock().len() as u64;
+        s.endpoints.extend(self.pool.endpoints());
+        s
+    }
+}
+
+/// This process's stats, whether or not its runtime was started.
+pub fn stats() -> Snapshot {
+    current().map_or_else(|| stats::WORKER.snapshot(pid()), |w| w.stats())
 }

@@ -51,6 +51,11 @@ impl<T> SubmitQueue<T> {
         }
     }
 
+    /// Jobs waiting for the runtime (for the stats).
+    pub fn len(&self) -> usize {
+        self.jobs.lock().len()
+    }
+
     /// The runtime's `on_thread_unpark` hook.
     pub fn on_unpark(&self) {
         self.parked.store(false, Ordering::SeqCst);

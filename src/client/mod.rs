@@ -3,14 +3,15 @@
 //! DESIGN.md measured hyper's `client::conn::http1` with an own pool at half the
 //! per-request CPU of hyper-util's legacy client and a quarter of reqwest's, so the
 //! per-request path uses it directly. Everything here runs on the worker's runtime
-//! thread; the pool's lock is never contended by the nginx thread.
+//! thread; the pool's lock is contended by the nginx thread only when it reads the
+//! stats (about once a second).
 
 mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -23,9 +24,12 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use rustls::pki_types::ServerName;
+use rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use crate::stats::{self, EndpointStats, Failure};
 
 /// Where connections go; also the pool key, so routes that share an endpoint and TLS
 /// settings share connections.
@@ -105,6 +109,36 @@ pub(crate) const SURPLUS_MAX: usize = 1024;
 /// within a quarter of the grace period after it ran out.
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
+/// An endpoint's counters are forgotten after this long without a connection or a
+/// request (a route that was deleted or moved), so the stats do not grow for ever.
+const FORGET_ENDPOINT_AFTER: Duration = Duration::from_secs(3600);
+
+/// An endpoint's counters for the stats. Relaxed atomics: they are bumped on the
+/// runtime thread without the pool's lock and read, rarely, from the nginx thread.
+#[derive(Default)]
+struct EndpointCounters {
+    active: AtomicU64,
+    opened: AtomicU64,
+    tls_full: AtomicU64,
+    tls_resumed: AtomicU64,
+}
+
+/// A request on a connection to the endpoint, from checkout to the end of `send`.
+struct Active(Arc<EndpointCounters>);
+
+impl Active {
+    fn new(counters: Arc<EndpointCounters>) -> Self {
+        counters.active.fetch_add(1, Relaxed);
+        Self(counters)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Relaxed);
+    }
+}
+
 struct Idle<C> {
     conn: C,
     since: Instant,
@@ -118,6 +152,8 @@ struct IdleList<C> {
     conns: VecDeque<Idle<C>>,
     /// `keepalive_pool` of the route that checked in last.
     cap: usize,
+    counters: Arc<EndpointCounters>,
+    last_used: Instant,
 }
 
 impl<C> Default for IdleList<C> {
@@ -125,6 +161,8 @@ impl<C> Default for IdleList<C> {
         Self {
             conns: VecDeque::new(),
             cap: 0,
+            counters: Arc::default(),
+            last_used: Instant::now(),
         }
     }
 }
@@ -202,25 +240,48 @@ impl Pool {
         &self,
         ep: &Endpoint,
         opts: &Options,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response, ClientError> {
+        let result = self.exchange(ep, opts, req).await;
+        if let Err(err) = &result {
+            stats::WORKER.failed(match err {
+                ClientError::Unreachable(_) => Failure::Unreachable,
+                ClientError::BadResponse(_) => Failure::BadResponse,
+                ClientError::TooLarge(_) => Failure::TooLarge,
+            });
+        }
+        result
+    }
+
+    async fn exchange(
+        &self,
+        ep: &Endpoint,
+        opts: &Options,
         mut req: Request<Full<Bytes>>,
     ) -> Result<Response, ClientError> {
         let idempotent = is_idempotent(req.method());
         let mut retried = false;
+        let mut active = None;
         loop {
             // The retry goes on a new connection: others in the pool may be stale too.
-            let pooled = if retried { None } else { self.checkout(ep) };
+            let (pooled, counters) = self.checkout(ep, retried);
+            let counters = &active.get_or_insert_with(|| Active::new(counters)).0;
             let (mut conn, reused) = match pooled {
                 Some(conn) => (conn, true),
                 // Boxed: the connect future (TLS handshake included) is large, and
                 // inline it would sit in every request's task, pooled or not, for the
                 // whole call (measured: 4.4 KB -> 2.2 KB per request in flight).
-                None => (Box::pin(connect(ep)).await?, false),
+                None => (Box::pin(connect(ep, counters)).await?, false),
             };
             // A pooled connection can be closed by the function's side just as a
             // request goes out on it (its idle timeout, a reload): see `retry`.
             let copy = (reused && idempotent && !retried).then(|| copy_request(&req));
+            let sent = Instant::now();
             let res = match conn.sender.try_send_request(req).await {
-                Ok(res) => res,
+                Ok(res) => {
+                    stats::WORKER.latency.observe(sent.elapsed());
+                    res
+                }
                 Err(mut err) => {
                     let unsent = err.take_message();
                     let answered = conn.answered.load(Ordering::Relaxed);
@@ -263,15 +324,25 @@ impl Pool {
         }
     }
 
-    fn checkout(&self, ep: &Endpoint) -> Option<Conn> {
+    /// A pooled connection (none when `fresh`), and the endpoint's counters.
+    fn checkout(&self, ep: &Endpoint, fresh: bool) -> (Option<Conn>, Arc<EndpointCounters>) {
         let now = Instant::now();
-        let conn = {
-            let mut idle = self.idle.lock();
-            idle.get_mut(ep)?.pop(now, |c| c.sender.is_ready())?
+        let mut idle = self.idle.lock();
+        let list = match idle.get_mut(ep) {
+            Some(list) => list,
+            None => idle.entry(ep.clone()).or_default(),
         };
-        // Idle, so everything read so far was a whole earlier answer.
-        conn.answered.store(false, Ordering::Relaxed);
-        Some(conn)
+        list.last_used = now;
+        let conn = if fresh {
+            None
+        } else {
+            list.pop(now, |c| c.sender.is_ready())
+        };
+        if let Some(conn) = &conn {
+            // Idle, so everything read so far was a whole earlier answer.
+            conn.answered.store(false, Ordering::Relaxed);
+        }
+        (conn, list.counters.clone())
     }
 
     fn checkin(&self, ep: &Endpoint, conn: Conn, opts: &Options) {
@@ -292,8 +363,30 @@ impl Pool {
         let mut idle = self.idle.lock();
         idle.retain(|_, list| {
             list.sweep(now, |c| c.sender.is_closed());
+            // Kept while in use, and for a while after, for its counters.
             !list.conns.is_empty()
+                || Arc::strong_count(&list.counters) > 1
+                || now.duration_since(list.last_used) < FORGET_ENDPOINT_AFTER
         });
+    }
+
+    /// Each endpoint's connections and counters, keyed `scheme://host:port`.
+    pub fn endpoints(&self) -> Vec<(String, EndpointStats)> {
+        let idle = self.idle.lock();
+        idle.iter()
+            .map(|(ep, list)| {
+                let c = &list.counters;
+                let scheme = if ep.tls { "https" } else { "http" };
+                let stats = EndpointStats {
+                    idle: list.conns.len() as u64,
+                    active: c.active.load(Relaxed),
+                    connections_opened: c.opened.load(Relaxed),
+                    tls_handshakes_full: c.tls_full.load(Relaxed),
+                    tls_handshakes_resumed: c.tls_resumed.load(Relaxed),
+                };
+                (format!("{scheme}://{ep}"), stats)
+            })
+            .collect()
     }
 }
 
@@ -387,13 +480,14 @@ fn response_error(ep: &Endpoint, err: hyper::Error, retried: bool) -> ClientErro
     ClientError::BadResponse(format!("request to {ep} failed{again}: {err}"))
 }
 
-async fn connect(ep: &Endpoint) -> Result<Conn, ClientError> {
+async fn connect(ep: &Endpoint, counters: &EndpointCounters) -> Result<Conn, ClientError> {
     let unreachable = |what: &str, err: &dyn fmt::Display| {
         ClientError::Unreachable(format!("{what} {ep} failed: {err}"))
     };
     let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
         .await
         .map_err(|e| unreachable("connecting to", &e))?;
+    counters.opened.fetch_add(1, Relaxed);
     // Requests are written in one go; Nagle would only delay them.
     let _ = tcp.set_nodelay(true);
     if !ep.tls {
@@ -405,6 +499,13 @@ async fn connect(ep: &Endpoint) -> Result<Conn, ClientError> {
         .connect(name, tcp)
         .await
         .map_err(|e| unreachable("TLS handshake with", &e))?;
+    let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+    let kind = if resumed {
+        &counters.tls_resumed
+    } else {
+        &counters.tls_full
+    };
+    kind.fetch_add(1, Relaxed);
     handshake(ep, stream).await
 }
 

@@ -19,6 +19,7 @@ use crate::client::Pool;
 use crate::config::{InvocationType, InvokeConfig, PayloadFormat};
 use crate::invoke::{self, BuildError, Incoming, Route};
 use crate::sign::Credentials;
+use crate::stats::{self, Failure};
 
 /// Lambda's payload limits: 6 MB for a synchronous invocation, 1 MB for an
 /// asynchronous one (`Event`).
@@ -119,6 +120,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
         }
     }
     if let Some(kind) = res.headers.get("x-amz-function-error") {
+        stats::WORKER.failed(Failure::FunctionError);
         return Outcome::Error {
             status: invoke.function_error_status,
             head: Vec::new(),

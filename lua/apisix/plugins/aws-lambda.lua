@@ -10,6 +10,7 @@
 -- It needs nothing from APISIX itself, so plain OpenResty can use it too.
 --
 local native = require("apisix.plugins.aws-lambda.native")
+local stats = require("apisix.plugins.aws-lambda.stats")
 
 local ngx = ngx
 local ngx_log = ngx.log
@@ -179,6 +180,7 @@ function _M.access(conf, ctx)
     local route, err, sends_event = route_for(conf)
     if not route then
         ngx_log(ERR, "failed to process ", plugin_name, ": invalid configuration: ", err)
+        native.stats_refused(500, false)
         return 500
     end
 
@@ -188,6 +190,7 @@ function _M.access(conf, ctx)
     if length and length > max_body then
         ngx_log(ERR, "failed to process ", plugin_name, ": request body of ", length,
                 " bytes is larger than max_req_body_size (", max_body, ")")
+        native.stats_refused(413, true)
         return 413
     end
     req_read_body()
@@ -199,6 +202,7 @@ function _M.access(conf, ctx)
     if body and #body > max_body then
         ngx_log(ERR, "failed to process ", plugin_name, ": request body of ", #body,
                 " bytes is larger than max_req_body_size (", max_body, ")")
+        native.stats_refused(413, true)
         return 413
     end
 
@@ -234,6 +238,30 @@ function _M.access(conf, ctx)
         ngx_header["Content-Length"] = #res_body
     end
     return status, res_body
+end
+
+
+-- The runtime's state for operators on APISIX's control API (port 9090 by default),
+-- covering every worker (see apisix/plugins/aws-lambda/stats.lua).
+function _M.control_api()
+    return {
+        {
+            methods = { "GET" },
+            uris = { "/v1/plugin/aws-lambda/stats" },
+            handler = function()
+                ngx_header["Content-Type"] = "application/json"
+                return 200, stats.json()
+            end,
+        },
+        {
+            methods = { "GET" },
+            uris = { "/v1/plugin/aws-lambda/metrics" },
+            handler = function()
+                ngx_header["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+                return 200, stats.prometheus()
+            end,
+        },
+    }
 end
 
 

@@ -13,6 +13,7 @@
 local ffi = require("ffi")
 local base = require("resty.core.base")
 local semaphore = require("ngx.semaphore")
+local stats = require("apisix.plugins.aws-lambda.stats")
 
 local ngx = ngx
 local ngx_log = ngx.log
@@ -247,6 +248,7 @@ local function start_worker()
         state.pump_running = false
         state.closed = false
         watch_exit()
+        stats.start()
     end
     start_pump()
     return true
@@ -276,6 +278,8 @@ end
 -- Setup-level calls, through mlua.
 _M.schema = lib_lua.schema
 _M.check_schema = lib_lua.check_schema
+-- `stats_refused(status, too_large)`: counts a request answered without the runtime.
+_M.stats_refused = lib_lua.stats_refused
 
 
 -- A route handle for a checked configuration table, freed by the GC, and whether its
