@@ -154,9 +154,10 @@ mod tests {
             "/authorization": {"type": "object"},
             "/authorization/properties/apikey": {"type": "string"},
             // APISIX requires both keys; here they still come as a pair, but may both be
-            // left out to use the AWS credential chain (issue 3).
+            // left out to use the AWS credential chain (issue 3). sts_endpoint is ours.
             (iam): {"type": "object",
-                    "dependencies": {"accesskey": ["secretkey"], "secretkey": ["accesskey"]}},
+                    "dependencies": {"accesskey": ["secretkey"], "secretkey": ["accesskey"],
+                                     "sts_endpoint": ["assume_role_arn"]}},
             (format!("{iam}/properties/accesskey")): {"type": "string"},
             (format!("{iam}/properties/secretkey")): {"type": "string"},
             (format!("{iam}/properties/aws_region")): {"type": "string", "default": "us-east-1"},

@@ -183,6 +183,16 @@ fn semantic(conf: &Value) -> Result<(), String> {
                 .map_err(|why| format!("property \"function_uri\" validation failed: {why}"))?;
         }
     }
+    if let Some(Value::String(url)) = conf.pointer("/authorization/iam/sts_endpoint") {
+        if !is_secret_ref_str(url) {
+            endpoint::parse(url).map_err(|why| {
+                format!(
+                    "property \"authorization\" validation failed: property \"iam\" validation \
+                     failed: property \"sts_endpoint\" validation failed: {why}"
+                )
+            })?;
+        }
+    }
     if let Some(Value::Array(names)) = conf.get("unsigned_headers") {
         for (i, name) in names.iter().enumerate() {
             let Value::String(name) = name else { continue };
@@ -849,5 +859,42 @@ mod tests {
         for (x, want) in cases {
             assert_eq!(lua_number(x), want, "{x}");
         }
+    }
+
+    #[test]
+    fn sts_endpoint() {
+        let iam = |extra: Value| {
+            let mut iam = json!({"assume_role_arn": "arn:aws:iam::123456789012:role/r"});
+            for (k, v) in extra.as_object().unwrap() {
+                iam[k] = v.clone();
+            }
+            with("authorization", json!({"iam": iam}))
+        };
+        ok(iam(
+            json!({"sts_endpoint": "https://vpce-1.sts.us-east-1.vpce.amazonaws.com"}),
+        ));
+        ok(iam(json!({"sts_endpoint": "$env://STS_URL"})));
+        let at = |inner: &str| prop("authorization", &prop("iam", inner));
+        assert_eq!(
+            err(iam(json!({"sts_endpoint": "sts.internal"}))),
+            at(&prop(
+                "sts_endpoint",
+                "must be an absolute http or https URL"
+            ))
+        );
+        assert_eq!(
+            err(iam(json!({"sts_endpoint": 5}))),
+            at(&prop(
+                "sts_endpoint",
+                "wrong type: expected string, got number"
+            ))
+        );
+        assert_eq!(
+            err(with(
+                "authorization",
+                json!({"iam": {"sts_endpoint": "https://sts.x"}})
+            )),
+            at("property \"assume_role_arn\" is required")
+        );
     }
 }
