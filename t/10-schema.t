@@ -323,3 +323,71 @@ true
 qr/aws-lambda: _meta left unchecked: [^,]*patternProperties/
 --- grep_error_log_out eval
 qr/\A[^\n]+\n\z/
+
+
+
+=== TEST 11: every string field the plugin page lists accepts a secret reference (APISIX resolves it before access)
+--- config
+    location /t {
+        content_by_lua_block {
+            local plugin = require("apisix.plugins.aws-lambda")
+            local uri_fields = {
+                "function_uri", "authorization.apikey", "authorization.iam.accesskey",
+                "authorization.iam.secretkey", "authorization.iam.session_token",
+                "authorization.iam.assume_role_arn", "authorization.iam.external_id",
+                "authorization.iam.role_session_name", "authorization.iam.sts_endpoint",
+                "authorization.iam.aws_region", "authorization.iam.service",
+                "unsigned_headers.1",
+            }
+            local invoke_fields = {
+                "function_name", "qualifier", "aws_region", "invoke_endpoint",
+                "invocation_type", "payload_format", "log_type",
+            }
+            local function set(conf, path, value)
+                local t = conf
+                local keys = {}
+                for k in path:gmatch("[^.]+") do keys[#keys + 1] = tonumber(k) or k end
+                for i = 1, #keys - 1 do
+                    t[keys[i]] = t[keys[i]] or {}
+                    t = t[keys[i]]
+                end
+                t[keys[#keys]] = value
+            end
+            local function try(base, fields)
+                for _, field in ipairs(fields) do
+                    local conf = base()
+                    set(conf, field, "$env://AWSL_" .. field:gsub("%W", "_"):upper())
+                    local ok, err = plugin.check_schema(conf)
+                    ngx.say(field, ": ", ok and "accepted" or err)
+                end
+            end
+            try(function()
+                return { function_uri = "https://x",
+                         authorization = { iam = { accesskey = "a", secretkey = "s",
+                                                   assume_role_arn = "arn:aws:iam::1:role/r" } } }
+            end, uri_fields)
+            try(function()
+                return { function_name = "f", authorization = { iam = {} } }
+            end, invoke_fields)
+        }
+    }
+--- response_body
+function_uri: accepted
+authorization.apikey: accepted
+authorization.iam.accesskey: accepted
+authorization.iam.secretkey: accepted
+authorization.iam.session_token: accepted
+authorization.iam.assume_role_arn: accepted
+authorization.iam.external_id: accepted
+authorization.iam.role_session_name: accepted
+authorization.iam.sts_endpoint: accepted
+authorization.iam.aws_region: accepted
+authorization.iam.service: accepted
+unsigned_headers.1: accepted
+function_name: accepted
+qualifier: accepted
+aws_region: accepted
+invoke_endpoint: accepted
+invocation_type: accepted
+payload_format: accepted
+log_type: accepted
