@@ -65,6 +65,8 @@ pub struct AssumeRole {
     pub role_arn: String,
     pub external_id: Option<String>,
     pub session_name: Option<String>,
+    /// The STS API's URL instead of the regional endpoint (`sts_endpoint`).
+    pub sts_endpoint: Option<String>,
 }
 
 /// Base keys from the route. Compared whole, so that routes with the same keys share
@@ -572,12 +574,15 @@ async fn build_provider(source: &Dynamic) -> SharedCredentialsProvider {
     };
     // The STS client takes region, endpoint overrides (AWS_ENDPOINT_URL_STS) and
     // retries from the usual configuration sources; the base credentials sign its calls.
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    // The route's sts_endpoint wins over the environment's override.
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
         .region(region.clone())
-        .credentials_provider(base)
-        .load()
-        .await;
+        .credentials_provider(base);
+    if let Some(url) = &role.sts_endpoint {
+        loader = loader.endpoint_url(url.clone());
+    }
+    let sdk = loader.load().await;
     let mut builder = AssumeRoleProvider::builder(role.role_arn.clone())
         .region(region)
         .session_name(
@@ -657,6 +662,7 @@ mod tests {
                 role_arn: arn.into(),
                 external_id: None,
                 session_name: None,
+                sts_endpoint: None,
             }),
             region: "us-east-1".into(),
         }

@@ -96,6 +96,7 @@ fn credential_source(iam: &crate::config::Iam) -> Source {
                 role_arn: arn.clone(),
                 external_id: iam.external_id.clone(),
                 session_name: iam.role_session_name.clone(),
+                sts_endpoint: iam.sts_endpoint.clone(),
             }),
             region: iam.region.clone(),
         })),

@@ -110,24 +110,45 @@ fn stats_report(
     Ok((Value::String(lua.create_string(text)?), errors))
 }
 
-/// `check_schema(conf)`: validates, injects the defaults into `conf` itself, and
-/// returns `true` or `false, message` (APISIX's contract).
-fn check_schema(lua: &Lua, conf: Value) -> LuaResult<(bool, Option<String>)> {
+/// `check_schema(conf[, meta_schema])`: validates, injects the defaults into `conf`
+/// itself, and returns `true` or `false, message` (APISIX's contract). `meta_schema`
+/// is the `_meta` subschema APISIX injected into `plugin.schema.properties`; when given,
+/// `conf._meta` is checked against it. A third value, a warning, says why `_meta` was
+/// left unchecked when that subschema cannot be interpreted.
+fn check_schema(
+    lua: &Lua,
+    (conf, meta_schema): (Value, Option<Table>),
+) -> LuaResult<(bool, Option<String>, Option<String>)> {
     let Value::Table(table) = &conf else {
-        return Ok((false, Some(wrong_type(&conf))));
+        return Ok((false, Some(wrong_type(&conf)), None));
     };
     let mut value = match to_json(lua, conf.clone())? {
         Ok(v) => v,
-        Err(message) => return Ok((false, Some(message))),
+        Err(message) => return Ok((false, Some(message), None)),
     };
-    match config::check(&mut value) {
+    let mut warning = None;
+    let meta = match meta_schema {
+        Some(t) => match lua
+            .from_value::<serde_json::Value>(Value::Table(t))
+            .map_err(|e| e.to_string())
+            .and_then(config::MetaSchema::parse)
+        {
+            Ok(meta) => Some(meta),
+            Err(why) => {
+                warning = Some(format!("_meta left unchecked: its injected schema: {why}"));
+                None
+            }
+        },
+        None => None,
+    };
+    match config::check_with_meta(&mut value, meta.as_ref()) {
         Ok(injected) => {
             for default in injected {
                 set_path(lua, table, &default.path, &default.value)?;
             }
-            Ok((true, None))
+            Ok((true, None, warning))
         }
-        Err(message) => Ok((false, Some(message))),
+        Err(message) => Ok((false, Some(message), warning)),
     }
 }
 

@@ -224,3 +224,170 @@ nil nil
     }
 --- response_body
 nil
+
+
+
+=== TEST 9: `_meta` is checked against the schema APISIX injects, with APISIX's messages
+APISIX's plugin loader (apisix/plugin.lua, load_plugin) adds its common `_meta`
+schema (apisix/schema_def.lua, plugin_injected_schema) to schema.properties and
+relies on check_schema to enforce it; this block does what the loader does.
+--- config
+    location /t {
+        content_by_lua_block {
+            local plugin = require("apisix.plugins.aws-lambda")
+            local function try(meta)
+                local conf = { function_uri = "https://x", _meta = meta }
+                local ok, err = plugin.check_schema(conf)
+                ngx.say(ok and "ok" or err)
+                return conf
+            end
+            -- plain OpenResty: nothing injected, `_meta` means nothing and is not looked at
+            try({ priority = "high" })
+
+            plugin.schema.properties._meta = {
+                type = "object",
+                properties = {
+                    disable = { type = "boolean" },
+                    error_response = { oneOf = { { type = "string" }, { type = "object" } } },
+                    priority = { description = "priority of plugins by customized order",
+                                 type = "integer" },
+                    filter = { description = "filter determines whether the plugin "
+                                             .. "needs to be executed at runtime",
+                               type = "array" },
+                    pre_function = { description = "function to be executed ...",
+                                     type = "string" },
+                },
+                additionalProperties = false,
+            }
+            plugin.schema["$comment"] = "this is a mark for our injected plugin schema"
+
+            local conf = try({ priority = 10, disable = false,
+                               filter = { { "arg_name", "==", "json" } },
+                               error_response = "denied" })
+            ngx.say("kept: ", conf._meta.priority, " ", tostring(conf._meta.disable), " ",
+                    conf._meta.filter[1][1], " ", conf._meta.error_response)
+            try({})
+            try({ error_response = { message = "denied" } })
+            try("high")
+            try({ priority = "high" })
+            try({ priority = 1.5 })
+            try({ disable = "yes" })
+            try({ filter = "arg_name == json" })
+            try({ error_response = 403 })
+            try({ priority = 1, prio = 2 })
+            -- a plugin field is still reported first
+            local ok, err = plugin.check_schema({ function_uri = "https://x", timeout = "1",
+                                                  _meta = { priority = "high" } })
+            ngx.say(err)
+        }
+    }
+--- response_body
+ok
+ok
+kept: 10 false arg_name denied
+ok
+ok
+property "_meta" validation failed: wrong type: expected object, got string
+property "_meta" validation failed: property "priority" validation failed: wrong type: expected integer, got string
+property "_meta" validation failed: property "priority" validation failed: wrong type: expected integer, got number
+property "_meta" validation failed: property "disable" validation failed: wrong type: expected boolean, got string
+property "_meta" validation failed: property "filter" validation failed: wrong type: expected array, got string
+property "_meta" validation failed: property "error_response" validation failed: value should match only one schema, but matches none
+property "_meta" validation failed: additional properties forbidden, found prio
+property "timeout" validation failed: wrong type: expected integer, got string
+--- no_error_log
+[warn]
+[error]
+
+
+
+=== TEST 10: an injected `_meta` schema this plugin cannot interpret leaves `_meta` unchecked, with a warning
+--- config
+    location /t {
+        content_by_lua_block {
+            local plugin = require("apisix.plugins.aws-lambda")
+            plugin.schema.properties._meta = {
+                type = "object",
+                patternProperties = { ["^x-"] = { type = "string" } },
+            }
+            for _ = 1, 2 do
+                ngx.say(tostring(plugin.check_schema({ function_uri = "https://x",
+                                                       _meta = { priority = "high" } })))
+            end
+        }
+    }
+--- response_body
+true
+true
+--- grep_error_log eval
+qr/aws-lambda: _meta left unchecked: [^,]*patternProperties/
+--- grep_error_log_out eval
+qr/\A[^\n]+\n\z/
+
+
+
+=== TEST 11: every string field the plugin page lists accepts a secret reference (APISIX resolves it before access)
+--- config
+    location /t {
+        content_by_lua_block {
+            local plugin = require("apisix.plugins.aws-lambda")
+            local uri_fields = {
+                "function_uri", "authorization.apikey", "authorization.iam.accesskey",
+                "authorization.iam.secretkey", "authorization.iam.session_token",
+                "authorization.iam.assume_role_arn", "authorization.iam.external_id",
+                "authorization.iam.role_session_name", "authorization.iam.sts_endpoint",
+                "authorization.iam.aws_region", "authorization.iam.service",
+                "unsigned_headers.1",
+            }
+            local invoke_fields = {
+                "function_name", "qualifier", "aws_region", "invoke_endpoint",
+                "invocation_type", "payload_format", "log_type",
+            }
+            local function set(conf, path, value)
+                local t = conf
+                local keys = {}
+                for k in path:gmatch("[^.]+") do keys[#keys + 1] = tonumber(k) or k end
+                for i = 1, #keys - 1 do
+                    t[keys[i]] = t[keys[i]] or {}
+                    t = t[keys[i]]
+                end
+                t[keys[#keys]] = value
+            end
+            local function try(base, fields)
+                for _, field in ipairs(fields) do
+                    local conf = base()
+                    set(conf, field, "$env://AWSL_" .. field:gsub("%W", "_"):upper())
+                    local ok, err = plugin.check_schema(conf)
+                    ngx.say(field, ": ", ok and "accepted" or err)
+                end
+            end
+            try(function()
+                return { function_uri = "https://x",
+                         authorization = { iam = { accesskey = "a", secretkey = "s",
+                                                   assume_role_arn = "arn:aws:iam::1:role/r" } } }
+            end, uri_fields)
+            try(function()
+                return { function_name = "f", authorization = { iam = {} } }
+            end, invoke_fields)
+        }
+    }
+--- response_body
+function_uri: accepted
+authorization.apikey: accepted
+authorization.iam.accesskey: accepted
+authorization.iam.secretkey: accepted
+authorization.iam.session_token: accepted
+authorization.iam.assume_role_arn: accepted
+authorization.iam.external_id: accepted
+authorization.iam.role_session_name: accepted
+authorization.iam.sts_endpoint: accepted
+authorization.iam.aws_region: accepted
+authorization.iam.service: accepted
+unsigned_headers.1: accepted
+function_name: accepted
+qualifier: accepted
+aws_region: accepted
+invoke_endpoint: accepted
+invocation_type: accepted
+payload_format: accepted
+log_type: accepted

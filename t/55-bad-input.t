@@ -861,3 +861,52 @@ request body of 500000 bytes is larger than max_req_body_size (1000)
 --- no_error_log
 [alert]
 [emerg]
+
+
+
+=== TEST 20: a secret reference nobody resolved (plain OpenResty), or a resolved function_uri that is not a URL: 500 and one log line per request; the worker keeps serving
+APISIX resolves `$env://` and `$secret://` before access and keeps a reference it
+could not resolve; here nothing resolves them, so they reach the request as they are.
+--- http_config
+    init_by_lua_block {
+        REF = { function_uri = "$env://AWSL_FUNCTION_URI" }
+        BAD = { function_uri = "127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger" }
+        GOOD = { function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/httptrigger" }
+    }
+--- config
+    location = /ref {
+        access_by_lua_block { require("apisix.plugins.aws-lambda.openresty").run(REF) }
+    }
+    location = /bad {
+        access_by_lua_block { require("apisix.plugins.aws-lambda.openresty").run(BAD) }
+    }
+    location = /good {
+        access_by_lua_block { require("apisix.plugins.aws-lambda.openresty").run(GOOD) }
+    }
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            local plugin = require("apisix.plugins.aws-lambda")
+            ngx.say("check_schema accepts the reference: ",
+                    tostring(plugin.check_schema({ function_uri = "$env://AWSL_FUNCTION_URI" })))
+            for _, path in ipairs({ "/ref", "/bad", "/ref", "/good" }) do
+                local res = assert(client.request({ path = path }))
+                ngx.say(path, " ", res.status)
+            end
+        }
+    }
+--- response_body
+check_schema accepts the reference: true
+/ref 500
+/bad 500
+/ref 500
+/good 200
+--- grep_error_log eval
+qr/failed to process aws-lambda: invalid configuration: [^,]*/
+--- grep_error_log_out
+failed to process aws-lambda: invalid configuration: property "function_uri" validation failed: must be an absolute http or https URL
+failed to process aws-lambda: invalid configuration: property "function_uri" validation failed: must be an absolute http or https URL
+failed to process aws-lambda: invalid configuration: property "function_uri" validation failed: must be an absolute http or https URL
+--- no_error_log
+[alert]
+[emerg]

@@ -773,3 +773,34 @@ aws: 503
 log lines: 1
 --- error_log eval
 qr/\[error\].*failed to process aws-lambda, err: no AWS credentials yet: the AWS credential chain gave none within 150 ms \(still trying\)/
+
+
+
+=== TEST 16: assume role through the route's sts_endpoint (a VPC endpoint for STS), which wins over AWS_ENDPOINT_URL_STS
+The environment's STS override points at a closed port: the role is assumed at the
+route's sts_endpoint (moto's STS) all the same.
+--- main_config
+env AWS_ENDPOINT_URL_STS=http://127.0.0.1:1;
+--- plugin_conf
+{
+    function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
+    authorization = {
+        iam = {
+            accesskey = "AKIDEXAMPLE",
+            secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            assume_role_arn = "arn:aws:iam::123456789012:role/vpce",
+            role_session_name = "t-vpce",
+            sts_endpoint = "http://127.0.0.1:$TEST_NGINX_STS_PORT",
+        },
+    },
+}
+--- response_body
+status: 200
+signature: ok
+key: issued by STS
+scope: us-east-1/execute-api
+token: signed
+sources: sts
+imds requests without a token: 0
+ecs requests without the token: 0
+sts: AssumeRole role=arn:aws:iam::123456789012:role/vpce session=t-vpce external_id=- signed_by=AKIDEXAMPLE signature=ok status=200

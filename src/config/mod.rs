@@ -16,4 +16,4 @@ pub use endpoint::Endpoint;
 pub use function::{default_endpoint, FunctionRef, InvocationType, InvokeConfig, PayloadFormat};
 pub use plugin::{Iam, PluginConfig};
 pub use schema::{schema, SCHEMA_JSON};
-pub use validate::{check, Injected};
+pub use validate::{check, check_with_meta, Injected, MetaSchema};

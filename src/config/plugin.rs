@@ -20,6 +20,7 @@ pub struct Iam {
     pub assume_role_arn: Option<String>,
     pub external_id: Option<String>,
     pub role_session_name: Option<String>,
+    pub sts_endpoint: Option<String>,
 }
 
 impl fmt::Debug for Iam {
@@ -40,6 +41,7 @@ impl fmt::Debug for Iam {
             .field("assume_role_arn", &self.assume_role_arn)
             .field("external_id", &self.external_id)
             .field("role_session_name", &self.role_session_name)
+            .field("sts_endpoint", &self.sts_endpoint)
             .finish()
     }
 }
@@ -135,6 +137,7 @@ impl PluginConfig {
                     assume_role_arn: opt("assume_role_arn")?,
                     external_id: opt("external_id")?,
                     role_session_name: opt("role_session_name")?,
+                    sts_endpoint: opt("sts_endpoint")?,
                 })
             }
             None => None,
@@ -274,6 +277,7 @@ mod tests {
                 assume_role_arn: None,
                 external_id: None,
                 role_session_name: None,
+                sts_endpoint: None,
             })
         );
         assert_eq!(cfg.timeout, Duration::from_millis(3000));

@@ -77,11 +77,18 @@ pub(crate) struct Node {
     /// Draft-4 property dependencies: when the key is present, so must its list be.
     #[serde(default)]
     pub dependencies: std::collections::BTreeMap<String, Vec<String>>,
+    /// Only `false` (no keys beyond `properties`): the form APISIX's `_meta` schema uses.
+    #[serde(rename = "additionalProperties")]
+    pub additional_properties: Option<bool>,
+    #[serde(rename = "oneOf")]
+    pub one_of: Option<Vec<Node>>,
     // Annotations: allowed in the document, no effect on validation.
     #[serde(default, rename = "description")]
     _description: IgnoredAny,
     #[serde(default, rename = "encrypt_fields")]
     _encrypt_fields: IgnoredAny,
+    #[serde(default, rename = "$comment")]
+    _comment: IgnoredAny,
 }
 
 /// `properties` in document order (a JSON object would sort or hash the keys).
@@ -154,9 +161,10 @@ mod tests {
             "/authorization": {"type": "object"},
             "/authorization/properties/apikey": {"type": "string"},
             // APISIX requires both keys; here they still come as a pair, but may both be
-            // left out to use the AWS credential chain (issue 3).
+            // left out to use the AWS credential chain (issue 3). sts_endpoint is ours.
             (iam): {"type": "object",
-                    "dependencies": {"accesskey": ["secretkey"], "secretkey": ["accesskey"]}},
+                    "dependencies": {"accesskey": ["secretkey"], "secretkey": ["accesskey"],
+                                     "sts_endpoint": ["assume_role_arn"]}},
             (format!("{iam}/properties/accesskey")): {"type": "string"},
             (format!("{iam}/properties/secretkey")): {"type": "string"},
             (format!("{iam}/properties/aws_region")): {"type": "string", "default": "us-east-1"},

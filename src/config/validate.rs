@@ -48,6 +48,18 @@ pub struct Injected {
 /// names each one, in the order they were injected. On failure, `conf` is unchanged and
 /// the error is the message APISIX's `core.schema.check` would return.
 pub fn check(conf: &mut Value) -> Result<Vec<Injected>, String> {
+    check_with_meta(conf, None)
+}
+
+/// APISIX's plugin loader adds `_meta` (disable, priority, filter, ...) to each
+/// plugin's `schema.properties` and validates it with the rest of the configuration.
+/// The Lua side hands that injected subschema here as `meta`, so `_meta` is checked
+/// against the running APISIX's own definition, with jsonschema's messages. Without
+/// `meta` (plain OpenResty, where `_meta` means nothing), `_meta` is not looked at.
+pub fn check_with_meta(
+    conf: &mut Value,
+    meta: Option<&MetaSchema>,
+) -> Result<Vec<Injected>, String> {
     // Work on a copy so that a failure leaves the caller's value as it was.
     let mut work = conf.clone();
     let mut injected = Vec::new();
@@ -61,9 +73,30 @@ pub fn check(conf: &mut Value) -> Result<Vec<Injected>, String> {
         return Err("property \"function_uri\" is required".to_owned());
     }
     validate(schema::root(), &mut work, &mut path, &mut injected)?;
+    if let (Some(meta), Some(value)) = (meta, work.get_mut("_meta")) {
+        path.push("_meta".to_owned());
+        validate(&meta.0, value, &mut path, &mut injected)
+            .map_err(|err| format!("property \"_meta\" validation failed: {err}"))?;
+        path.pop();
+    }
     semantic(&work)?;
     *conf = work;
     Ok(injected)
+}
+
+/// The `_meta` subschema a host injected (APISIX's `plugin_injected_schema._meta`),
+/// parsed for the validator.
+pub struct MetaSchema(Node);
+
+impl MetaSchema {
+    /// Fails, naming the problem, when the subschema uses a keyword the validator does
+    /// not implement (a future APISIX could add one): the caller then leaves `_meta`
+    /// unchecked, as before, rather than refusing every route that has one.
+    pub fn parse(meta: Value) -> Result<MetaSchema, String> {
+        serde_json::from_value(meta)
+            .map(MetaSchema)
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn validate(
@@ -125,6 +158,17 @@ fn validate(
         }
     }
 
+    if node.additional_properties == Some(false) && is_lua_object(value) {
+        if let Value::Object(map) = &*value {
+            if let Some(extra) = map
+                .keys()
+                .find(|k| !node.properties.0.iter().any(|(p, _)| p == *k))
+            {
+                return Err(format!("additional properties forbidden, found {extra}"));
+            }
+        }
+    }
+
     if let (Some(items), Value::Array(list)) = (&node.items, &mut *value) {
         for (i, item) in list.iter_mut().enumerate() {
             path.push((i + 1).to_string());
@@ -171,6 +215,25 @@ fn validate(
         }
     }
 
+    if let Some(choices) = &node.one_of {
+        let mut matched = None;
+        for (i, choice) in choices.iter().enumerate() {
+            // A trial run: neither its defaults nor its failure count.
+            if validate(choice, &mut value.clone(), &mut Vec::new(), &mut Vec::new()).is_ok() {
+                if let Some(first) = matched {
+                    return Err(format!(
+                        "value should match only one schema, but matches both schemas {first} and {}",
+                        i + 1
+                    ));
+                }
+                matched = Some(i + 1);
+            }
+        }
+        if matched.is_none() {
+            return Err("value should match only one schema, but matches none".to_owned());
+        }
+    }
+
     Ok(())
 }
 
@@ -181,6 +244,16 @@ fn semantic(conf: &Value) -> Result<(), String> {
         if !is_secret_ref_str(uri) {
             endpoint::parse(uri)
                 .map_err(|why| format!("property \"function_uri\" validation failed: {why}"))?;
+        }
+    }
+    if let Some(Value::String(url)) = conf.pointer("/authorization/iam/sts_endpoint") {
+        if !is_secret_ref_str(url) {
+            endpoint::parse(url).map_err(|why| {
+                format!(
+                    "property \"authorization\" validation failed: property \"iam\" validation \
+                     failed: property \"sts_endpoint\" validation failed: {why}"
+                )
+            })?;
         }
     }
     if let Some(Value::Array(names)) = conf.get("unsigned_headers") {
@@ -849,5 +922,119 @@ mod tests {
         for (x, want) in cases {
             assert_eq!(lua_number(x), want, "{x}");
         }
+    }
+
+    /// APISIX's `plugin_injected_schema._meta` (apisix/schema_def.lua), as its plugin
+    /// loader adds it to `schema.properties`.
+    fn apisix_meta() -> MetaSchema {
+        MetaSchema::parse(json!({
+            "type": "object",
+            "properties": {
+                "disable": {"type": "boolean"},
+                "error_response": {"oneOf": [{"type": "string"}, {"type": "object"}]},
+                "priority": {"description": "priority of plugins by customized order",
+                             "type": "integer"},
+                "filter": {"description": "filter ...", "type": "array"},
+                "pre_function": {"description": "function ...", "type": "string"}
+            },
+            "additionalProperties": false
+        }))
+        .expect("APISIX's _meta schema uses known keywords")
+    }
+
+    #[test]
+    fn meta_as_apisix_checks_it() {
+        let meta = apisix_meta();
+        let check_meta = |value: Value| {
+            let mut conf = with("_meta", value);
+            check_with_meta(&mut conf, Some(&meta)).map(|_| conf)
+        };
+        let good = json!({"priority": 10, "disable": false,
+                          "filter": [["arg_v", "==", "1"]], "error_response": {"m": 1},
+                          "pre_function": "return function() end"});
+        assert_eq!(
+            check_meta(good.clone()).unwrap()["_meta"],
+            good,
+            "kept as it is"
+        );
+        check_meta(json!({})).unwrap();
+        check_meta(json!({"error_response": "text"})).unwrap();
+        let cases = [
+            (json!("x"), "wrong type: expected object, got string"),
+            (json!({"priority": "high"}), "property \"priority\" validation failed: wrong type: expected integer, got string"),
+            (json!({"priority": 1.5}), "property \"priority\" validation failed: wrong type: expected integer, got number"),
+            (json!({"disable": "yes"}), "property \"disable\" validation failed: wrong type: expected boolean, got string"),
+            (json!({"filter": "x"}), "property \"filter\" validation failed: wrong type: expected array, got string"),
+            (json!({"error_response": 1}), "property \"error_response\" validation failed: value should match only one schema, but matches none"),
+            (json!({"prio": 1}), "additional properties forbidden, found prio"),
+        ];
+        for (value, inner) in cases {
+            assert_eq!(
+                check_meta(value.clone()).unwrap_err(),
+                prop("_meta", inner),
+                "{value}"
+            );
+        }
+        // Without the injected schema (plain OpenResty) `_meta` is not looked at, and
+        // the typed configuration never reads it.
+        ok(with("_meta", json!({"priority": "high"})));
+    }
+
+    #[test]
+    fn meta_schema_with_unknown_keyword_is_reported() {
+        let e = MetaSchema::parse(json!({"type": "object", "patternProperties": {}}))
+            .err()
+            .expect("unknown keyword");
+        assert!(e.contains("patternProperties"), "{e}");
+    }
+
+    #[test]
+    fn one_of_matching_both() {
+        let node: Node = serde_json::from_value(json!({
+            "oneOf": [{"type": "integer"}, {"type": "number"}]
+        }))
+        .unwrap();
+        let mut v = json!(1);
+        assert_eq!(
+            validate(&node, &mut v, &mut Vec::new(), &mut Vec::new()).unwrap_err(),
+            "value should match only one schema, but matches both schemas 1 and 2"
+        );
+    }
+
+    #[test]
+    fn sts_endpoint() {
+        let iam = |extra: Value| {
+            let mut iam = json!({"assume_role_arn": "arn:aws:iam::123456789012:role/r"});
+            for (k, v) in extra.as_object().unwrap() {
+                iam[k] = v.clone();
+            }
+            with("authorization", json!({"iam": iam}))
+        };
+        ok(iam(
+            json!({"sts_endpoint": "https://vpce-1.sts.us-east-1.vpce.amazonaws.com"}),
+        ));
+        ok(iam(json!({"sts_endpoint": "$env://STS_URL"})));
+        let at = |inner: &str| prop("authorization", &prop("iam", inner));
+        assert_eq!(
+            err(iam(json!({"sts_endpoint": "sts.internal"}))),
+            at(&prop(
+                "sts_endpoint",
+                "must be an absolute http or https URL"
+            ))
+        );
+        assert_eq!(
+            err(iam(json!({"sts_endpoint": 5}))),
+            at(&prop(
+                "sts_endpoint",
+                "wrong type: expected string, got number"
+            ))
+        );
+        assert_eq!(
+            err(with(
+                "authorization",
+                json!({"iam": {"sts_endpoint": "https://sts.x"}})
+            )),
+            at("property \"assume_role_arn\" is required")
+        );
     }
 }

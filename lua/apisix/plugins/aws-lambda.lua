@@ -15,6 +15,7 @@ local stats = require("apisix.plugins.aws-lambda.stats")
 local ngx = ngx
 local ngx_log = ngx.log
 local ERR = ngx.ERR
+local WARN = ngx.WARN
 local INFO = ngx.INFO
 local ngx_header = ngx.header
 local req_get_headers = ngx.req.get_headers
@@ -52,10 +53,20 @@ local _M = {
 }
 
 
+local meta_warned = false
+
 -- Validates `conf` and injects its defaults into it, with APISIX-style messages.
 -- Needs no runtime thread: APISIX calls it on the Admin API path too.
+-- APISIX's plugin loader adds its common `_meta` schema (disable, priority, filter,
+-- ...) to `schema.properties` and relies on check_schema to enforce it, so `_meta`
+-- is checked against that injected definition; without one `_meta` is not looked at.
 function _M.check_schema(conf)
-    return native.check_schema(conf)
+    local ok, err, warning = native.check_schema(conf, schema.properties._meta)
+    if warning and not meta_warned then
+        meta_warned = true
+        ngx_log(WARN, plugin_name, ": ", warning)
+    end
+    return ok, err
 end
 
 
