@@ -100,6 +100,17 @@ pub(crate) const SURPLUS_MAX: usize = 1024;
 /// within a quarter of the grace period after it ran out.
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
+/// The most a function's response head (status line and headers) may take: 64 KiB, the
+/// same order as nginx's proxy buffers (`proxy_buffer_size` 4-8 KiB, `proxy_buffers`
+/// 8 x 4-8 KiB). A larger head is refused (502); its number of lines is not limited.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// hyper counts header lines too (100 by default): allow as many as a head of
+/// [`MAX_HEAD_BYTES`] can hold (the shortest line, `a:\n`, is 3 bytes), so the size is
+/// the only bound. hyper then parses into a heap array of this many slots per response,
+/// left uninitialised past the lines actually received.
+pub(crate) const MAX_HEAD_LINES: usize = MAX_HEAD_BYTES / 3;
+
 struct Idle<C> {
     conn: C,
     since: Instant,
@@ -373,6 +384,8 @@ where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let (sender, conn) = http1::Builder::new()
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEAD_LINES)
         .handshake(TokioIo::new(io))
         .await
         .map_err(|e| ClientError::Unreachable(format!("connecting to {ep} failed: {e}")))?;
