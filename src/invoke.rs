@@ -358,14 +358,8 @@ fn build(
 
     let path = wire::join_path(&cfg.endpoint.base_path, ext);
     let query = if signing.is_some() {
-        // SigV4 canonicalizes query names and values as UTF-8 text: bytes that are not
-        // would be replaced in the signature and in what the function receives.
-        if !wire::query_is_utf8(query) {
-            return Err(bad_request(
-                "the query string is not valid UTF-8 once decoded and cannot be signed",
-            ));
-        }
-        // Send exactly the canonical query that is signed.
+        // Send exactly the canonical query that is signed: the client's bytes, with
+        // escapes normalised (any that are not UTF-8 included).
         wire::canonical_query(query)
     } else {
         wire::sanitize_query(query)
@@ -448,7 +442,10 @@ pub(crate) fn add_signature(
         body,
         SystemTime::now(),
     )
-    .map_err(|e| (500, format!("signing the request failed: {e}")))?;
+    .map_err(|e| {
+        let status = if e.is_bad_query() { 400 } else { 500 };
+        (status, format!("signing the request failed: {e}"))
+    })?;
     for (name, value) in signature.headers {
         let mut value = HeaderValue::from_str(&value)
             .map_err(|_| (500, "signing produced an invalid header".to_string()))?;
