@@ -37,6 +37,7 @@ impl Route {
             host: cfg.endpoint.host.clone(),
             port: cfg.endpoint.port,
             ssl_verify: cfg.ssl_verify,
+            proxy: cfg.proxy.clone(),
         };
         let opts = Options {
             keepalive: cfg.keepalive,
@@ -230,7 +231,7 @@ fn no_credentials(message: String) -> Outcome {
 pub(crate) fn transport_error(route: &Route, err: &ClientError) -> Outcome {
     let status = match err {
         ClientError::Unreachable(_) => 503,
-        ClientError::BadResponse(_) | ClientError::TooLarge(_) => 502,
+        ClientError::BadResponse(_) | ClientError::TooLarge(_) | ClientError::Proxy(_) => 502,
     };
     let message = match err {
         ClientError::TooLarge(_) => format!("function at {}: {err}", route.endpoint),

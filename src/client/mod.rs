@@ -5,6 +5,7 @@
 //! per-request path uses it directly. Everything here runs on the worker's runtime
 //! thread; the pool's lock is never contended by the nginx thread.
 
+mod proxy;
 mod tls;
 
 use std::collections::{HashMap, VecDeque};
@@ -12,7 +13,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -22,14 +23,18 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Where connections go; also the pool key, so routes that share an endpoint and TLS
-/// settings share connections.
+pub use crate::config::Proxy;
+
+/// Where connections go; also the pool key, so routes that share an endpoint, TLS
+/// settings and proxy share connections.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub tls: bool,
     pub host: String,
     pub port: u16,
     pub ssl_verify: bool,
+    /// `proxy_url`: connections go through this forward proxy.
+    pub proxy: Option<Proxy>,
 }
 
 impl fmt::Display for Endpoint {
@@ -68,12 +73,16 @@ pub enum ClientError {
     BadResponse(String),
     /// The response body is larger than `max_resp_body_size`.
     TooLarge(u64),
+    /// The forward proxy (`proxy_url`) could not be reached, or refused the tunnel.
+    Proxy(String),
 }
 
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Unreachable(m) | ClientError::BadResponse(m) => f.write_str(m),
+            ClientError::Unreachable(m) | ClientError::BadResponse(m) | ClientError::Proxy(m) => {
+                f.write_str(m)
+            }
             ClientError::TooLarge(limit) => {
                 write!(
                     f,
@@ -203,6 +212,9 @@ impl Pool {
         opts: &Options,
         mut req: Request<Full<Bytes>>,
     ) -> Result<Response, ClientError> {
+        if let (Some(proxy), false) = (&ep.proxy, ep.tls) {
+            proxy::absolute_form(&mut req, proxy);
+        }
         let idempotent = is_idempotent(req.method());
         let mut retried = false;
         loop {
@@ -362,14 +374,26 @@ async fn connect(ep: &Endpoint) -> Result<SendRequest<Full<Bytes>>, ClientError>
     let unreachable = |what: &str, err: &dyn fmt::Display| {
         ClientError::Unreachable(format!("{what} {ep} failed: {err}"))
     };
-    let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
-        .await
-        .map_err(|e| unreachable("connecting to", &e))?;
+    let tcp = match &ep.proxy {
+        None => TcpStream::connect((ep.host.as_str(), ep.port))
+            .await
+            .map_err(|e| unreachable("connecting to", &e))?,
+        Some(p) => TcpStream::connect((p.host.as_str(), p.port))
+            .await
+            .map_err(|e| {
+                ClientError::Proxy(format!("connecting to proxy {p} for {ep} failed: {e}"))
+            })?,
+    };
     // Requests are written in one go; Nagle would only delay them.
     let _ = tcp.set_nodelay(true);
     if !ep.tls {
         return handshake(ep, tcp).await;
     }
+    let tcp = match &ep.proxy {
+        // TLS with the function runs inside the tunnel, verified against its name.
+        Some(p) => proxy::tunnel(ep, p, tcp).await?,
+        None => tcp,
+    };
     let config = tls::config(ep.ssl_verify).map_err(|e| unreachable("TLS to", &e))?;
     let name = ServerName::try_from(ep.host.clone()).map_err(|e| unreachable("TLS to", &e))?;
     let stream = TlsConnector::from(config)
