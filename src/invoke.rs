@@ -62,7 +62,7 @@ impl Route {
                     sign_body: false,
                     double_encode_path: not_s3,
                 },
-                credential_source(iam),
+                credential_source(iam, cfg.proxy.as_ref()),
             )
         });
         let invoke_target = cfg
@@ -81,7 +81,7 @@ impl Route {
 
 /// Static keys are used as they are; anything that expires (the AWS chain, an assumed
 /// role) goes through the worker's credential providers.
-fn credential_source(iam: &crate::config::Iam) -> Source {
+fn credential_source(iam: &crate::config::Iam, proxy: Option<&crate::config::Proxy>) -> Source {
     match (&iam.keys, &iam.assume_role_arn) {
         (Some((ak, sk, token)), None) => {
             Source::Static(Credentials::new(ak.clone(), sk.clone(), token.clone()))
@@ -98,6 +98,7 @@ fn credential_source(iam: &crate::config::Iam) -> Source {
                 session_name: iam.role_session_name.clone(),
             }),
             region: iam.region.clone(),
+            proxy: proxy.cloned(),
         }),
     }
 }

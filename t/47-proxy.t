@@ -1,6 +1,7 @@
 # proxy_url: the function (and STS) reached through a real forward proxy, tinyproxy
 # from Debian, started here. HTTPS goes through a CONNECT tunnel (TLS with the function
 # end to end, verified against its name); plain HTTP as absolute-form requests.
+BEGIN { $t::TestAWSLambda::CredentialServers = 1 }
 use t::TestAWSLambda 'no_plan';
 use IO::Socket::INET;
 use POSIX ();
@@ -200,3 +201,78 @@ false property "proxy_url" validation failed: must not have a path or a query: h
 false property "proxy_url" validation failed: must be an http URL of a proxy: http://[user:pass@]host:port
 true nil
 authorization.apikey authorization.iam.accesskey authorization.iam.secretkey authorization.iam.session_token proxy_url
+
+
+
+=== TEST 6: STS (role assumption) goes through proxy_url too
+--- main_config
+env AWS_ENDPOINT_URL_STS=http://127.0.0.1:$TEST_NGINX_STS_PORT;
+--- plugin_conf
+{
+    function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
+    proxy_url = "http://proxyuser:PROXY-PASS-47@127.0.0.1:$TEST_NGINX_PROXY_PORT",
+    authorization = { iam = {
+        accesskey = "AKIDEXAMPLE", secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        assume_role_arn = "arn:aws:iam::123456789012:role/through-proxy",
+    } },
+}
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            local res = assert(client.request({ path = "/aws/fn" }))
+            ngx.say(res.status, " ", res.body:match("\nsignature: (%S+)"))
+            local f = io.open("$TEST_NGINX_PROXY_LOG")
+            local log = f:read("*a")
+            f:close()
+            ngx.say("STS through the proxy: ", tostring(log:find(
+                "POST http://127.0.0.1:$TEST_NGINX_STS_PORT/ HTTP/1.1", 1, true) ~= nil))
+        }
+    }
+--- response_body
+200 ok
+STS through the proxy: true
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: without proxy_url, the credential chain honours HTTP_PROXY / NO_PROXY from nginx's environment
+--- main_config
+env AWS_ENDPOINT_URL_STS=http://127.0.0.1:$TEST_NGINX_STS_PORT;
+env HTTP_PROXY=http://proxyuser:PROXY-PASS-47@127.0.0.1:$TEST_NGINX_PROXY_PORT;
+--- plugin_conf
+{
+    function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
+    authorization = { iam = {
+        accesskey = "AKIDEXAMPLE", secretkey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        assume_role_arn = "arn:aws:iam::123456789012:role/env-proxy",
+    } },
+}
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            local function sts_calls()
+                local f = io.open("$TEST_NGINX_PROXY_LOG")
+                local n = 0
+                for line in f:lines() do
+                    if line:find("POST http://127.0.0.1:$TEST_NGINX_STS_PORT/ HTTP/1.1", 1,
+                                 true) then
+                        n = n + 1
+                    end
+                end
+                f:close()
+                return n
+            end
+            local before = sts_calls()
+            local res = assert(client.request({ path = "/aws/fn" }))
+            ngx.say(res.status, " ", res.body:match("\nsignature: (%S+)"))
+            ngx.say("STS calls through the proxy: ", sts_calls() - before)
+        }
+    }
+--- response_body
+200 ok
+STS calls through the proxy: 1
+--- no_error_log
+[error]

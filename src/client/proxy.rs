@@ -131,6 +131,7 @@ mod tests {
             host: "proxy".into(),
             port: 3128,
             authorization: Some("Basic dTpw".into()),
+            credentials: Some(("u".into(), "p".into())),
         };
         let mut req = Request::builder()
             .uri("/fn/a%20b?x=1")

@@ -19,6 +19,9 @@ pub struct Proxy {
     /// `Basic <base64(user:pass)>` for `Proxy-Authorization`, when the URL has
     /// credentials. Never printed.
     pub authorization: Option<String>,
+    /// The same user and password, decoded, for the credential providers' client
+    /// (bytes that are not UTF-8 replaced). Never printed.
+    pub credentials: Option<(String, String)>,
 }
 
 /// Host and port only: the credentials stay out of every message and log line.
@@ -40,6 +43,10 @@ impl fmt::Debug for Proxy {
             .field(
                 "authorization",
                 &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
             )
             .finish()
     }
@@ -72,24 +79,30 @@ pub(crate) fn parse(url: &str) -> Result<Proxy, &'static str> {
     if host.is_empty() {
         return Err(SHAPE);
     }
-    let authorization = match authority.as_str().rsplit_once('@') {
-        None => None,
+    let (authorization, credentials) = match authority.as_str().rsplit_once('@') {
+        None => (None, None),
         Some((userinfo, _)) => {
             let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
             let decode = |s: &str| percent_decode_str(s).collect::<Vec<u8>>();
-            let mut pair = decode(user);
+            let (user, pass) = (decode(user), decode(pass));
+            let mut pair = user.clone();
             pair.push(b':');
-            pair.extend(decode(pass));
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ))
+            pair.extend(&pass);
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )),
+                Some((text(&user), text(&pass))),
+            )
         }
     };
     Ok(Proxy {
         host,
         port,
         authorization,
+        credentials,
     })
 }
 
@@ -106,10 +119,11 @@ mod tests {
         assert_eq!((p.host.as_str(), p.port), ("::1", 8080));
         // base64("Us:er:p@ss:w")
         assert_eq!(p.authorization.as_deref(), Some("Basic VXM6ZXI6cEBzczp3"));
+        assert_eq!(p.credentials, Some(("Us:er".into(), "p@ss:w".into())));
         assert_eq!(p.to_string(), "[::1]:8080");
         let debug = format!("{p:?}");
         assert!(
-            !debug.contains("VXM6") && debug.contains("<redacted>"),
+            !debug.contains("VXM6") && !debug.contains("p@ss") && debug.contains("<redacted>"),
             "{debug}"
         );
         let p = parse("http://user@10.0.0.1:80").unwrap();
