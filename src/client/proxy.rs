@@ -125,6 +125,85 @@ mod tests {
         );
     }
 
+    /// A one-shot proxy on loopback that answers CONNECT with `answer`; returns what it
+    /// received and the outcome of `tunnel`.
+    fn connect_through(answer: &'static [u8]) -> (String, Result<(), String>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = tokio::spawn(async move {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut got = Vec::new();
+                while !got.ends_with(b"\r\n\r\n") {
+                    let mut b = [0u8; 256];
+                    let n = sock.read(&mut b).await.unwrap();
+                    got.extend_from_slice(&b[..n]);
+                }
+                sock.write_all(answer).await.unwrap();
+                String::from_utf8(got).unwrap()
+            });
+            let proxy = Proxy {
+                host: "127.0.0.1".into(),
+                port,
+                authorization: Some("Basic dTpw".into()),
+                credentials: Some(("u".into(), "p".into())),
+            };
+            let ep = Endpoint {
+                tls: true,
+                host: "fn.example".into(),
+                port: 443,
+                ssl_verify: true,
+                proxy: Some(proxy.clone()),
+            };
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let outcome = tunnel(&ep, &proxy, tcp)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string());
+            (server.await.unwrap(), outcome)
+        })
+    }
+
+    #[test]
+    fn connect_asks_for_the_function_with_the_credentials() {
+        let (sent, outcome) = connect_through(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        assert_eq!(
+            sent,
+            "CONNECT fn.example:443 HTTP/1.1\r\nHost: fn.example:443\r\n\
+             Proxy-Authorization: Basic dTpw\r\n\r\n"
+        );
+        assert_eq!(outcome, Ok(()));
+    }
+
+    #[test]
+    fn refusals_and_odd_answers_are_proxy_errors_without_credentials() {
+        for (answer, want) in [
+            (
+                &b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"[..],
+                "CONNECT refused: HTTP/1.1 407 Proxy Authentication Required",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n\r\nextra",
+                "data after the answer to CONNECT",
+            ),
+            (b"SSH-2.0-x\r\n\r\n", "CONNECT refused: SSH-2.0-x"),
+            (
+                b"HTTP/1.1 200",
+                "connection closed before the answer to CONNECT",
+            ),
+        ] {
+            let (_, outcome) = connect_through(answer);
+            let err = outcome.unwrap_err();
+            assert!(err.contains(want), "{err}");
+            assert!(err.starts_with("proxy 127.0.0.1:"), "{err}");
+            assert!(!err.contains("dTpw"), "{err}");
+        }
+    }
+
     #[test]
     fn absolute_form_keeps_the_signed_parts() {
         let proxy = Proxy {
