@@ -549,6 +549,23 @@ mod tests {
             .expect("runtime")
     }
 
+    /// The rules as the smithy client applies them (hyper-util's matcher): IMDS and the
+    /// container endpoints direct, STS through the proxy.
+    #[test]
+    fn link_local_endpoints_bypass_the_proxy() {
+        let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
+            .all("http://127.0.0.1:3128".to_owned())
+            .no(LINK_LOCAL.to_owned())
+            .build();
+        let via = |uri: &str| matcher.intercept(&uri.parse().unwrap()).is_some();
+        assert!(!via("http://169.254.169.254/latest/api/token"));
+        assert!(!via("http://169.254.170.2/v2/credentials"));
+        assert!(!via("http://169.254.170.23/v1/credentials"));
+        assert!(!via("http://[fd00:ec2::254]/latest/api/token"));
+        assert!(via("https://sts.us-east-1.amazonaws.com/"));
+        assert!(via("http://127.0.0.1:4566/"));
+    }
+
     #[test]
     fn static_credentials_are_used_as_they_are() {
         let providers = Arc::new(Providers::default());
