@@ -26,6 +26,7 @@ if ((tests)); then
         wrk                                                      # ci/reload-test.sh, ci/bench.sh
         luarocks lua5.1                                          # ci/install-test.sh: the rocks
         git                                                      # ci/clean-clone-test.sh
+        tinyproxy                                                # t/47-proxy.t: a real forward proxy
     )
 fi
 

@@ -29,11 +29,13 @@ use aws_config::provider_config::ProviderConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::config::Proxy;
 use crate::sign::Credentials;
 
 /// Refresh this long before expiry at most (or at half the remaining lifetime).
@@ -85,6 +87,9 @@ pub struct Dynamic {
     pub base: Option<StaticKeys>,
     pub assume_role: Option<AssumeRole>,
     pub region: String,
+    /// `proxy_url`: STS and the other credential endpoints through it (IMDS and the
+    /// container endpoints, link-local, never). None: HTTPS_PROXY/NO_PROXY, as the SDKs.
+    pub proxy: Option<Proxy>,
 }
 
 impl fmt::Debug for Dynamic {
@@ -96,6 +101,7 @@ impl fmt::Debug for Dynamic {
             )
             .field("assume_role", &self.assume_role)
             .field("region", &self.region)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -543,13 +549,47 @@ fn describe_error(
 /// ring, the crypto the function client uses, instead of the SDK's default client and
 /// its aws-lc-sys C build. Providers are built rarely (per credential source), so each
 /// gets its own client.
-fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+///
+/// With the route's `proxy_url` every call but those to link-local addresses (IMDS,
+/// the ECS and EKS container endpoints) goes through that proxy; without one,
+/// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from nginx's environment apply, as in the AWS
+/// SDKs (the smithy client's default ignores them).
+fn http_client(proxy: Option<&Proxy>) -> SharedHttpClient {
+    let proxy_config = match proxy {
+        None => ProxyConfig::from_env(),
+        // Host and port came from a parsed `http::Uri`: this does not fail.
+        Some(p) => match ProxyConfig::all(format!("http://{p}")) {
+            Ok(config) => {
+                let config = config.no_proxy(LINK_LOCAL);
+                match &p.credentials {
+                    Some((user, pass)) => config.with_basic_auth(user.as_str(), pass.as_str()),
+                    None => config,
+                }
+            }
+            Err(_) => ProxyConfig::from_env(),
+        },
+    };
+    // The builder's `build_https` has no proxy setting: the connector is built here as
+    // it builds it, with the proxy added.
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut builder = aws_smithy_http_client::Connector::builder();
+        builder.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            builder.set_sleep_impl(components.sleep_impl());
+        }
+        builder
+            .proxy_config(proxy_config.clone())
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build()
+    })
 }
+
+/// Never through a proxy: IMDS (169.254.169.254, fd00:ec2::254) and the ECS and EKS
+/// container credential endpoints (169.254.170.2, 169.254.170.23, fd00:ec2::23) are
+/// link-local, reachable only from the host itself.
+const LINK_LOCAL: &str = "169.254.0.0/16,fe80::/10,fd00:ec2::/32";
 
 async fn build_provider(source: &Dynamic) -> SharedCredentialsProvider {
     let region = Region::new(source.region.clone());
@@ -564,7 +604,9 @@ async fn build_provider(source: &Dynamic) -> SharedCredentialsProvider {
         None => SharedCredentialsProvider::new(
             DefaultCredentialsChain::builder()
                 .region(region.clone())
-                .configure(ProviderConfig::default().with_http_client(http_client()))
+                .configure(
+                    ProviderConfig::default().with_http_client(http_client(source.proxy.as_ref())),
+                )
                 .build()
                 .await,
         ),
@@ -576,7 +618,7 @@ async fn build_provider(source: &Dynamic) -> SharedCredentialsProvider {
     // retries from the usual configuration sources; the base credentials sign its calls.
     // The route's sts_endpoint wins over the environment's override.
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
+        .http_client(http_client(source.proxy.as_ref()))
         .region(region.clone())
         .credentials_provider(base);
     if let Some(url) = &role.sts_endpoint {
@@ -608,6 +650,23 @@ mod tests {
             .expect("runtime")
     }
 
+    /// The rules as the smithy client applies them (hyper-util's matcher): IMDS and the
+    /// container endpoints direct, STS through the proxy.
+    #[test]
+    fn link_local_endpoints_bypass_the_proxy() {
+        let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
+            .all("http://127.0.0.1:3128".to_owned())
+            .no(LINK_LOCAL.to_owned())
+            .build();
+        let via = |uri: &str| matcher.intercept(&uri.parse().unwrap()).is_some();
+        assert!(!via("http://169.254.169.254/latest/api/token"));
+        assert!(!via("http://169.254.170.2/v2/credentials"));
+        assert!(!via("http://169.254.170.23/v1/credentials"));
+        assert!(!via("http://[fd00:ec2::254]/latest/api/token"));
+        assert!(via("https://sts.us-east-1.amazonaws.com/"));
+        assert!(via("http://127.0.0.1:4566/"));
+    }
+
     #[test]
     fn static_credentials_are_used_as_they_are() {
         let providers = Arc::new(Providers::default());
@@ -626,6 +685,7 @@ mod tests {
                 base: None,
                 assume_role: None,
                 region: "us-east-1".into(),
+                proxy: None,
             },
             Weak::new(),
         );
@@ -665,6 +725,7 @@ mod tests {
                 sts_endpoint: None,
             }),
             region: "us-east-1".into(),
+            proxy: None,
         }
     }
 
@@ -733,6 +794,7 @@ mod tests {
             }),
             assume_role: None,
             region: "us-east-1".into(),
+            proxy: None,
         };
         let shown = format!("{dynamic:?}");
         assert!(!shown.contains("SECRETKEY") && !shown.contains("TOKEN"));

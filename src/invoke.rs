@@ -38,6 +38,7 @@ impl Route {
             host: cfg.endpoint.host.clone(),
             port: cfg.endpoint.port,
             ssl_verify: cfg.ssl_verify,
+            proxy: cfg.proxy.clone(),
         };
         let opts = Options {
             keepalive: cfg.keepalive,
@@ -62,7 +63,7 @@ impl Route {
                     sign_body: false,
                     double_encode_path: not_s3,
                 },
-                credential_source(iam),
+                credential_source(iam, cfg.proxy.as_ref()),
             )
         });
         let invoke_target = cfg
@@ -81,7 +82,7 @@ impl Route {
 
 /// Static keys are used as they are; anything that expires (the AWS chain, an assumed
 /// role) goes through the worker's credential providers.
-fn credential_source(iam: &crate::config::Iam) -> Source {
+fn credential_source(iam: &crate::config::Iam, proxy: Option<&crate::config::Proxy>) -> Source {
     match (&iam.keys, &iam.assume_role_arn) {
         (Some((ak, sk, token)), None) => {
             Source::Static(Credentials::new(ak.clone(), sk.clone(), token.clone()))
@@ -99,6 +100,7 @@ fn credential_source(iam: &crate::config::Iam) -> Source {
                 sts_endpoint: iam.sts_endpoint.clone(),
             }),
             region: iam.region.clone(),
+            proxy: proxy.cloned(),
         })),
     }
 }
@@ -236,7 +238,7 @@ fn no_credentials(message: String) -> Outcome {
 pub(crate) fn transport_error(route: &Route, err: &ClientError) -> Outcome {
     let status = match err {
         ClientError::Unreachable(_) => 503,
-        ClientError::BadResponse(_) | ClientError::TooLarge(_) => 502,
+        ClientError::BadResponse(_) | ClientError::TooLarge(_) | ClientError::Proxy(_) => 502,
     };
     let message = match err {
         ClientError::TooLarge(_) => format!("function at {}: {err}", route.endpoint),
@@ -365,14 +367,8 @@ fn build(
 
     let path = wire::join_path(&cfg.endpoint.base_path, ext);
     let query = if signing.is_some() {
-        // SigV4 canonicalizes query names and values as UTF-8 text: bytes that are not
-        // would be replaced in the signature and in what the function receives.
-        if !wire::query_is_utf8(query) {
-            return Err(bad_request(
-                "the query string is not valid UTF-8 once decoded and cannot be signed",
-            ));
-        }
-        // Send exactly the canonical query that is signed.
+        // Send exactly the canonical query that is signed: the client's bytes, with
+        // escapes normalised (any that are not UTF-8 included).
         wire::canonical_query(query)
     } else {
         wire::sanitize_query(query)
@@ -455,7 +451,10 @@ pub(crate) fn add_signature(
         body,
         SystemTime::now(),
     )
-    .map_err(|e| (500, format!("signing the request failed: {e}")))?;
+    .map_err(|e| {
+        let status = if e.is_bad_query() { 400 } else { 500 };
+        (status, format!("signing the request failed: {e}"))
+    })?;
     for (name, value) in signature.headers {
         let mut value = HeaderValue::from_str(&value)
             .map_err(|_| (500, "signing produced an invalid header".to_string()))?;

@@ -153,6 +153,14 @@ impl fmt::Display for SignError {
 
 impl std::error::Error for SignError {}
 
+impl SignError {
+    /// The client's query is the cause (not UTF-8 once decoded, in a request only
+    /// `aws-sigv4` could sign): a 400 rather than a fault of the plugin.
+    pub fn is_bad_query(&self) -> bool {
+        self.0 == NOT_UTF8_QUERY
+    }
+}
+
 /// The end of year 9999: `aws-sigv4` formats the time through the `time` crate, which
 /// panics past its range.
 const MAX_UNIX_SECS: u64 = 253_402_300_799;
@@ -163,13 +171,15 @@ const MAX_UNIX_SECS: u64 = 253_402_300_799;
 /// (`https://host[:port]/path?query`); the path is encoded a second time in the canonical
 /// request (what `lambda` and `execute-api` expect) unless `cfg.double_encode_path` is off
 /// (S3), and the query is canonicalized (see
-/// `wire::canonical_query`). `headers` are exactly the headers to sign, in any case; `host`
+/// `wire::canonical_query`): as bytes, so a query that is not UTF-8 once decoded signs
+/// as it is, where `aws-sigv4` would sign U+FFFD in its place. `headers` are exactly the headers to sign, in any case; `host`
 /// comes from `uri` unless one is passed. `x-amz-date`, `x-amz-security-token` and
 /// `x-amz-content-sha256` passed here are replaced by the signer's own values.
 ///
 /// # Errors
 /// An invalid method, uri, header name or value, an empty region or service, or a time
-/// outside 1970..=9999.
+/// outside 1970..=9999; a query that is not UTF-8 once decoded in a request the fast
+/// path does not take ([`SignError::is_bad_query`]).
 pub fn sign(
     cfg: &SigningConfig,
     creds: &Credentials,
@@ -182,8 +192,24 @@ pub fn sign(
     check(cfg, method, uri, time)?;
     match fast::sign(cfg, creds, method, uri, headers, body, time) {
         Some(signature) => Ok(signature),
+        None if !crate::wire::query_is_utf8(query_of(uri).as_bytes()) => {
+            Err(SignError(NOT_UTF8_QUERY.into()))
+        }
         None => sign_slow(cfg, creds, method, uri, headers, body, time),
     }
+}
+
+/// Why a query that is not UTF-8 once decoded may not be signed: only the fast path signs
+/// its bytes, and it does not take uris over 16 KiB, hosts other than names and IPv4
+/// addresses, or header values with control bytes. `aws-sigv4` would sign U+FFFD in
+/// place of those bytes, a query other than the one sent.
+pub(crate) const NOT_UTF8_QUERY: &str =
+    "the query string is not valid UTF-8 once decoded and this request cannot be signed with it";
+
+/// The query of an absolute uri, without `?` and fragment.
+fn query_of(uri: &str) -> &str {
+    uri.split_once('?')
+        .map_or("", |(_, q)| q.split_once('#').map_or(q, |(q, _)| q))
 }
 
 /// [`sign`] through `aws_sigv4::http_request::sign` only: the reference the fast path is

@@ -7,9 +7,7 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::{
-    percent_decode, percent_encode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC,
-};
+use percent_encoding::{percent_decode, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// RFC 3986 §2.3: everything but the unreserved characters is percent-encoded. This is
 /// also the set `aws-sigv4` encodes canonical query names and values with.
@@ -54,10 +52,13 @@ pub fn join_path(base: &str, ext: Option<&[u8]>) -> String {
 /// Pieces are split on `&` (empty ones skipped) and on their first `=`; names and values
 /// are decoded as a form is (`+` is a space, `%XX` a byte, a `%` not followed by two hex
 /// digits stays as it is), which is how both `ngx.req.get_uri_args` and `aws-sigv4` read
-/// them. Decoded bytes that are not UTF-8 become U+FFFD, as in `aws-sigv4`. Then each is
-/// encoded again keeping only unreserved characters (uppercase hex), the pairs are sorted
-/// by name then value, and joined as `name=value` with `&` (a valueless name gives
-/// `name=`).
+/// them. Then each is encoded again, byte for byte, keeping only unreserved characters
+/// (uppercase hex), the pairs are sorted by name then value, and joined as `name=value`
+/// with `&` (a valueless name gives `name=`).
+///
+/// SigV4 signs bytes: decoded bytes that are not UTF-8 are kept as they are (`%FF` stays
+/// `%FF`), as botocore and APISIX's plugin sign them. `aws-sigv4` alone would replace them
+/// with U+FFFD (`%EF%BF%BD`); for valid UTF-8 the two are the same.
 ///
 /// Sending this string instead of the client's means the function receives exactly the
 /// query that was signed; the result is its own canonical form.
@@ -92,7 +93,7 @@ pub fn canonical_query(raw: &[u8]) -> String {
 }
 
 /// Whether every name and value of the query decodes (as `canonical_query` decodes them)
-/// to valid UTF-8, so that signing it changes nothing.
+/// to valid UTF-8: only then does `aws-sigv4` sign the same canonical query.
 pub fn query_is_utf8(raw: &[u8]) -> bool {
     raw.split(|b| *b == b'&' || *b == b'=')
         .all(|part| percent_decode(part).decode_utf8().is_ok())
@@ -111,8 +112,7 @@ fn reencode_form_component(raw: &[u8]) -> String {
         Cow::Borrowed(raw)
     };
     let decoded: Cow<'_, [u8]> = percent_decode(&spaced).into();
-    let text = String::from_utf8_lossy(&decoded);
-    utf8_percent_encode(&text, UNRESERVED).to_string()
+    percent_encode(&decoded, UNRESERVED).to_string()
 }
 
 /// The client's query made safe to send as it is, for requests that are not signed.
@@ -386,8 +386,10 @@ mod tests {
             (b"p=%zz&q=%&r=%2", "p=%25zz&q=%25&r=%252"),
             (b"p=%%41", "p=%25A"),
             (b"e=%C3%A9&f=\xc3\xa9", "e=%C3%A9&f=%C3%A9"),
-            (b"bad=%FF", "bad=%EF%BF%BD"),
-            (b"bad=\xff", "bad=%EF%BF%BD"),
+            (b"bad=%FF", "bad=%FF"),
+            (b"bad=\xff", "bad=%FF"),
+            (b"k=%FF%C3%28", "k=%FF%C3%28"),
+            (b"%fe=%c3&%EF%BF%BD=1", "%EF%BF%BD=1&%FE=%C3"),
             (b"u=-._~", "u=-._~"),
             (b"r=!*'();:@$,/?", "r=%21%2A%27%28%29%3B%3A%40%24%2C%2F%3F"),
             (b"sp=a b", "sp=a%20b"),

@@ -21,7 +21,7 @@ __DATA__
     }
 --- response_body
 aws-lambda -1899 0.1
-authorization.apikey,authorization.iam.accesskey,authorization.iam.secretkey,authorization.iam.session_token
+authorization.apikey,authorization.iam.accesskey,authorization.iam.secretkey,authorization.iam.session_token,proxy_url
 required: nil
 function function
 

@@ -277,16 +277,40 @@ transfer-encoding
 
 
 
-=== TEST 16: a query that is not UTF-8 once decoded cannot be signed unchanged: 400
---- request
-GET /aws?name=caf%E9
---- error_code: 400
---- error_log
-the query string is not valid UTF-8 once decoded and cannot be signed
+=== TEST 16: queries signed as bytes, botocore verifying each: not UTF-8 once decoded (escaped or raw), lone %, %zz, +, empty names and values
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            for _, q in ipairs({ "k=%FF%C3%28", "name=caf%E9", "k=\xff\xfe&e=%C3%A9",
+                                 "a=%&b=%zz&c=%4", "a+b=c+d&p=%2B", "=&=v&k=&k&&x",
+                                 "%FF=%FE&%ff=%fe" }) do
+                local res = assert(client.raw("GET /aws?" .. q .. " HTTP/1.1\r\n"
+                    .. "Host: localhost\r\nConnection: close\r\n\r\n"))
+                ngx.say(res.status, " ", res.body:match("\nsignature: (%S+)"), " ",
+                        res.body:match("\nquery: ([^\n]*)"))
+            end
+        }
+    }
+--- plugin_conf
+{
+    function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
+    authorization = { iam = { accesskey = "KEY1", secretkey = "KeySecret" } },
+}
+--- response_body
+200 ok k=%FF%C3%28
+200 ok name=caf%E9
+200 ok e=%C3%A9&k=%FF%FE
+200 ok a=%25&b=%25zz&c=%254
+200 ok a%20b=c%20d&p=%2B
+200 ok =&=v&k=&k=&x=
+200 ok %FF=%FE&%FF=%FE
+--- no_error_log
+[error]
 
 
 
-=== TEST 17: ... while without signing it is forwarded as the client sent it
+=== TEST 17: without signing a query that is not UTF-8 is forwarded as the client sent it
 --- plugin_conf
 { function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo", authorization = { apikey = "k" } }
 --- request

@@ -372,7 +372,7 @@ fffe0080
 
 
 
-=== TEST 10: bytes that are not UTF-8, with IAM: path and body are signed; a header or query that cannot be signed gets 400
+=== TEST 10: bytes that are not UTF-8, with IAM: path, query and body are signed; a header that cannot be signed gets 400
 --- plugin_conf
 {
     function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/echo",
@@ -389,7 +389,8 @@ fffe0080
                     res.body:match("\nsignature: ([^\n]*)"))
             res = assert(client.raw("GET /aws?q=caf\xe9 HTTP/1.1\r\nHost: localhost\r\n"
                 .. "Connection: close\r\n\r\n"))
-            ngx.say(res.status)
+            ngx.say(res.status, " ", res.body:match("\ntarget: ([^\n]*)"), " ",
+                    res.body:match("\nsignature: ([^\n]*)"))
             res = assert(client.raw("GET /aws HTTP/1.1\r\nHost: localhost\r\n"
                 .. "Connection: close\r\nX-Latin1: caf\xe9\r\n\r\n"))
             ngx.say(res.status)
@@ -397,12 +398,11 @@ fffe0080
     }
 --- response_body
 200 /echo/caf%E9%FF fffe0080 ok
-400
+200 /echo?q=caf%E9 ok
 400
 --- grep_error_log eval
 qr/\[error\] \d+#\d+: (?:\*\d+ )?(?:\[lua\] \S+:\d+: (?:\S+\(\): )?)?\K.*?(?=(?:: failed to lookup address information: [^,]*)?(?:, client:|, context:|$))/
 --- grep_error_log_out
-failed to process aws-lambda, err: the query string is not valid UTF-8 once decoded and cannot be signed
 failed to process aws-lambda, err: request header x-latin1 is not valid UTF-8 and cannot be signed
 --- no_error_log
 [alert]
@@ -592,9 +592,9 @@ failed to process aws-lambda, err: function at 127.0.0.1:$ENV{TEST_NGINX_MOCK_PO
             for _, fault in ipairs({ "config", "too_large", "not_signable", "refused", "dns",
                                      "tls", "tls_unverified", "no_headers", "slow_headers",
                                      "garbage", "closed", "cut_short", "oversized" }) do
-                -- a query that cannot be signed only where that is the fault
-                local query = fault == "not_signable" and "?q=%FF" or ""
-                local res = assert(client.request({ path = "/f/" .. fault .. query,
+                -- a header that cannot be signed only where that is the fault
+                local headers = fault == "not_signable" and { ["X-Latin1"] = "caf\xe9" } or nil
+                local res = assert(client.request({ path = "/f/" .. fault, headers = headers,
                                                     body = "body" }))
                 local ok = assert(client.request({ path = "/f/ok" }))
                 ngx.say(fault, " ", res.status, leaks(res), ", then ", ok.status)
@@ -622,7 +622,7 @@ qr/\[error\] \d+#\d+: (?:\*\d+ )?(?:\[lua\] \S+:\d+: (?:\S+\(\): )?)?\K.*?(?=(?:
 --- grep_error_log_out eval
 "failed to process aws-lambda: invalid configuration: property \"function_uri\" validation failed: must not contain user information; use \"authorization\"
 failed to process aws-lambda: request body of 4 bytes is larger than max_req_body_size (3)
-failed to process aws-lambda, err: the query string is not valid UTF-8 once decoded and cannot be signed
+failed to process aws-lambda, err: request header x-latin1 is not valid UTF-8 and cannot be signed
 failed to process aws-lambda, err: connecting to 127.0.0.1:1 failed: Connection refused (os error 111)
 failed to process aws-lambda, err: connecting to no-such-host.invalid:80 failed
 failed to process aws-lambda, err: TLS handshake with 127.0.0.1:$ENV{TEST_NGINX_TLS_PORT} failed: invalid peer certificate: UnknownIssuer
@@ -800,7 +800,7 @@ then a request: 200 aws lambda invoked
 
 
 
-=== TEST 18: a response head too large (1000 headers, or a 1 MB header): 502, one log line each; the next request succeeds
+=== TEST 18: a response head over 64 KiB (10000 headers, or a 100 KB header): 502, one log line each; 1000 headers or a 60 KB header pass; the next request succeeds
 --- plugin_conf
 {
     function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
@@ -811,6 +811,7 @@ then a request: 200 aws lambda invoked
         content_by_lua_block {
             local client = require("client")
             for _, path in ipairs({ "/aws/many-headers/90", "/aws/many-headers/1000",
+                                    "/aws/many-headers/10000", "/aws/long-header/60000",
                                     "/aws/long-header/100000", "/aws/long-header/1000000",
                                     "/aws/httptrigger" }) do
                 local res = assert(client.request({ path = path }))
@@ -824,14 +825,17 @@ then a request: 200 aws lambda invoked
     }
 --- response_body
 /aws/many-headers/90 200 90 0
-/aws/many-headers/1000 502 0 0
-/aws/long-header/100000 200 0 100000
+/aws/many-headers/1000 200 1000 0
+/aws/many-headers/10000 502 0 0
+/aws/long-header/60000 200 0 60000
+/aws/long-header/100000 502 0 0
 /aws/long-header/1000000 502 0 0
 /aws/httptrigger 200 0 0
 --- grep_error_log eval
 qr/\[error\] \d+#\d+: (?:\*\d+ )?(?:\[lua\] \S+:\d+: (?:\S+\(\): )?)?\K.*?(?=(?:: failed to lookup address information: [^,]*)?(?:, client:|, context:|$))/
 --- grep_error_log_out eval
 "failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
+failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
 failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
 "
 --- no_error_log

@@ -23,7 +23,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: apigw_v2 (default): a well-formed 2.0 event, signed for lambda
+=== TEST 1: apigw_v2 (default): a well-formed 2.0 event, signed for lambda; Lambda's X-Amz-Executed-Version passed on
 --- request
 GET /aws/x/y?a=1&a=2&b=x+y%21
 --- more_headers
@@ -34,6 +34,7 @@ X-Multi: 2
 --- response_headers
 Content-Type: application/json
 X-Function: echo
+X-Amz-Executed-Version: $LATEST
 --- response_body_like eval
 qr/^(?=.*"format": "v2", "invocation_type": "RequestResponse", "problems": \[\])(?=.*"signature": "ok")(?=.*"cookies": \["c1=v1", "c2=v2"\], "headers": \{"host": "localhost", "user-agent": "test-agent", "x-multi": "1,2"\})(?=.*"isBase64Encoded": false, "pathParameters": \{"proxy": "x\/y"\}, "queryStringParameters": \{"a": "1,2", "b": "x\+y!"\}, "rawPath": "\/aws\/x\/y", "rawQueryString": "a=1&a=2&b=x\+y%21")(?=.*"requestContext": \{"accountId": "anonymous")(?=.*"http": \{"method": "GET", "path": "\/aws\/x\/y", "protocol": "HTTP\/1.1", "sourceIp": "127.0.0.1", "userAgent": "test-agent"\})(?=.*"routeKey": "ANY \/aws\/\{proxy\+\}", "stage": "\$default")(?=.*"version": "2.0")/s
 
@@ -262,7 +263,7 @@ Lambda Invoke API answered 400 InvalidRequestContentException: Could not parse r
 
 
 
-=== TEST 12: a function error: function_error_status (502 by default) and one log line
+=== TEST 12: a function error: function_error_status (502 by default), X-Amz-Executed-Version, and one log line
 --- plugin_conf
 {
     function_name = "fail",
@@ -272,6 +273,8 @@ Lambda Invoke API answered 400 InvalidRequestContentException: Could not parse r
 --- request
 GET /aws
 --- error_code: 502
+--- response_headers
+X-Amz-Executed-Version: $LATEST
 --- error_log
 failed to process aws-lambda, err: the function failed (Unhandled): Error: boom from the function
 --- response_body_unlike
@@ -379,7 +382,7 @@ qr/\[info\] .*aws-lambda: function log tail: START RequestId: mock Version: \$LA
 
 
 
-=== TEST 17: qualifier, and a full ARN: the ARN's region signs the request
+=== TEST 17: qualifier, and a full ARN: the ARN's region signs the request; the version that ran is X-Amz-Executed-Version
 --- config
     location /t {
         content_by_lua_block {
@@ -387,7 +390,8 @@ qr/\[info\] .*aws-lambda: function log tail: START RequestId: mock Version: \$LA
             for _, path in ipairs({ "/alias", "/arn" }) do
                 local res = assert(client.request({ path = path }))
                 ngx.say(path, " ", res.status, " ", res.body:match('"qualifier": ("?[^,]*)'),
-                        " ", res.body:match('"signature": "(%w+)"'))
+                        " ", res.body:match('"signature": "(%w+)"'), " ",
+                        res.headers["x-amz-executed-version"])
             end
         }
     }
@@ -410,8 +414,8 @@ qr/\[info\] .*aws-lambda: function log tail: START RequestId: mock Version: \$LA
         }
     }
 --- response_body
-/alias 200 "live" ok
-/arn 200 "7" ok
+/alias 200 "live" ok live
+/arn 200 "7" ok 7
 
 
 

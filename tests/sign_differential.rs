@@ -6,12 +6,20 @@
 //! headers given by the caller, with and without a session token, every settings
 //! combination, dates across the whole range, and credentials reused (so that cached
 //! signing keys are hit and evicted).
+//!
+//! A query whose names or values are not UTF-8 once decoded is the exception: SigV4 signs
+//! its bytes, where `aws-sigv4` signs U+FFFD in their place. Those requests take the fast
+//! path or are refused, and `queries_that_are_not_utf8_sign_their_bytes` checks the fast
+//! path against a canonical request written out here, signed with `aws-sigv4`'s own key
+//! derivation and HMAC.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lambda_native::sign::{
     sign, sign_fast_only, sign_with_aws_sigv4, Credentials, SigningConfig,
 };
+use aws_lambda_native::wire;
+use aws_sigv4::sign::v4;
 
 /// xorshift64*: deterministic, so that a failure reproduces.
 struct Rng(u64);
@@ -190,7 +198,7 @@ fn fast_path_matches_aws_sigv4() {
     // A few days per run: some requests fall on the same day and hit the cache.
     let days: Vec<u64> = (0..8).map(|_| rng.next() % 2_932_896).collect();
 
-    let (mut fast, mut total, mut errors) = (0, 0, 0);
+    let (mut fast, mut total, mut errors, mut bytes) = (0, 0, 0, 0);
     for case in 0..20_000 {
         let mut cfg = SigningConfig::new(rng.pick(REGIONS), rng.pick(SERVICES));
         cfg.normalize_path = rng.chance(70);
@@ -216,7 +224,25 @@ fn fast_path_matches_aws_sigv4() {
             + Duration::from_nanos(rng.next() % 1_000_000_000);
 
         let got = sign(&cfg, creds, method, &uri, &headers, &body, time);
-        let want = sign_with_aws_sigv4(&cfg, creds, method, &uri, &headers, &body, time);
+        let fast_only = sign_fast_only(&cfg, creds, method, &uri, &headers, &body, time);
+        let fast_taken = matches!(fast_only, Some(Ok(_)));
+        let query = uri.split_once('?').map_or("", |(_, q)| q);
+        let want = if wire::query_is_utf8(query.as_bytes()) {
+            sign_with_aws_sigv4(&cfg, creds, method, &uri, &headers, &body, time)
+        } else {
+            // Only the fast path signs the bytes (see the module's comment).
+            bytes += 1;
+            match fast_only {
+                Some(Ok(s)) => Ok(s),
+                _ => {
+                    assert!(got.is_err(), "case {case}: {uri} signed off the fast path");
+                    fast += usize::from(fast_taken);
+                    errors += 1;
+                    total += 1;
+                    continue;
+                }
+            }
+        };
         let context = || {
             format!("case {case}: {method} {uri} {headers:?} body {} bytes, {cfg:?}, token {}, t={secs}",
                 body.len(), creds.has_session_token())
@@ -234,7 +260,7 @@ fn fast_path_matches_aws_sigv4() {
                 want.as_ref().err()
             ),
         }
-        if let Some(Ok(_)) = sign_fast_only(&cfg, creds, method, &uri, &headers, &body, time) {
+        if fast_taken {
             fast += 1;
         }
         total += 1;
@@ -245,10 +271,57 @@ fn fast_path_matches_aws_sigv4() {
         fast * 2 > total,
         "only {fast} of {total} took the fast path"
     );
+    // Queries that are not UTF-8 are refused off the fast path as well.
     assert!(
-        errors > 0 && errors * 4 < total,
+        errors > 0 && errors * 3 < total,
         "{errors} of {total} were rejected"
     );
+    assert!(bytes * 20 > total, "only {bytes} queries not UTF-8");
+}
+
+/// Queries that are not UTF-8 once decoded: the fast path signs their bytes. The
+/// reference is the canonical request as SigV4 defines it (botocore's, and what the mock
+/// function verifies), hashed with `sha2` and signed with `aws-sigv4`'s key derivation and
+/// HMAC.
+#[test]
+fn queries_that_are_not_utf8_sign_their_bytes() {
+    use sha2::{Digest, Sha256};
+    let time = UNIX_EPOCH + Duration::from_secs(1_440_938_160); // 2015-08-30T12:36:00Z
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let creds = Credentials::new("AKIDEXAMPLE", secret, None);
+    let cfg = SigningConfig::new("us-east-1", "lambda");
+    let cases = [
+        ("k=%FF%C3%28", "k=%FF%C3%28"),
+        ("name=caf%e9&a=1", "a=1&name=caf%E9"),
+        ("%FE=%FF&%FE=%41&e=%C3%A9", "%FE=%FF&%FE=A&e=%C3%A9"),
+        ("b=%C3&a+b=%zz&c=%", "a%20b=%25zz&b=%C3&c=%25"),
+    ];
+    for (query, canonical_query) in cases {
+        assert!(!wire::query_is_utf8(query.as_bytes()), "{query}");
+        let uri = format!("https://example.amazonaws.com/fn?{query}");
+        let creq = format!(
+            "GET\n/fn\n{canonical_query}\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n\
+             host;x-amz-date\n{}",
+            hex::encode(Sha256::digest(b""))
+        );
+        let sts = format!(
+            "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/lambda/aws4_request\n{}",
+            hex::encode(Sha256::digest(creq.as_bytes()))
+        );
+        let key = v4::generate_signing_key(secret, time, "us-east-1", "lambda");
+        let want = v4::calculate_signature(key, sts.as_bytes());
+        let got = sign(&cfg, &creds, "GET", &uri, &[], b"", time).expect(query);
+        assert_eq!(got.signature, want, "{query}");
+        assert_eq!(wire::canonical_query(query.as_bytes()), canonical_query);
+        // aws-sigv4 alone signs another query: U+FFFD in place of the bytes.
+        let lossy = sign_with_aws_sigv4(&cfg, &creds, "GET", &uri, &[], b"", time).unwrap();
+        assert_ne!(lossy.signature, want, "{query}");
+    }
+    // Outside the fast path (here a header value with a control byte) such a query is
+    // refused rather than signed as another one.
+    let uri = "https://example.amazonaws.com/fn?k=%FF";
+    let err = sign(&cfg, &creds, "GET", uri, &[("x-a", "a\x01")], b"", time).unwrap_err();
+    assert!(err.is_bad_query(), "{err}");
 }
 
 /// The plugin's own request shapes all take the fast path.

@@ -6,6 +6,7 @@
 //! thread; the pool's lock is contended by the nginx thread only when it reads the
 //! stats (about once a second).
 
+mod proxy;
 mod tls;
 
 use std::collections::{HashMap, VecDeque};
@@ -17,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -31,14 +32,18 @@ use tokio_rustls::TlsConnector;
 
 use crate::stats::{self, EndpointStats, Failure};
 
-/// Where connections go; also the pool key, so routes that share an endpoint and TLS
-/// settings share connections.
+pub use crate::config::Proxy;
+
+/// Where connections go; also the pool key, so routes that share an endpoint, TLS
+/// settings and proxy share connections.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub tls: bool,
     pub host: String,
     pub port: u16,
     pub ssl_verify: bool,
+    /// `proxy_url`: connections go through this forward proxy.
+    pub proxy: Option<Proxy>,
 }
 
 impl fmt::Display for Endpoint {
@@ -77,12 +82,16 @@ pub enum ClientError {
     BadResponse(String),
     /// The response body is larger than `max_resp_body_size`.
     TooLarge(u64),
+    /// The forward proxy (`proxy_url`) could not be reached, or refused the tunnel.
+    Proxy(String),
 }
 
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Unreachable(m) | ClientError::BadResponse(m) => f.write_str(m),
+            ClientError::Unreachable(m) | ClientError::BadResponse(m) | ClientError::Proxy(m) => {
+                f.write_str(m)
+            }
             ClientError::TooLarge(limit) => {
                 write!(
                     f,
@@ -138,6 +147,17 @@ impl Drop for Active {
         self.0.active.fetch_sub(1, Relaxed);
     }
 }
+
+/// The most a function's response head (status line and headers) may take: 64 KiB, the
+/// same order as nginx's proxy buffers (`proxy_buffer_size` 4-8 KiB, `proxy_buffers`
+/// 8 x 4-8 KiB). A larger head is refused (502); its number of lines is not limited.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// hyper counts header lines too (100 by default): allow as many as a head of
+/// [`MAX_HEAD_BYTES`] can hold (the shortest line, `a:\n`, is 3 bytes), so the size is
+/// the only bound. hyper then parses into a heap array of this many slots per response,
+/// left uninitialised past the lines actually received.
+pub(crate) const MAX_HEAD_LINES: usize = MAX_HEAD_BYTES / 3;
 
 struct Idle<C> {
     conn: C,
@@ -245,7 +265,7 @@ impl Pool {
         let result = self.exchange(ep, opts, req).await;
         if let Err(err) = &result {
             stats::WORKER.failed(match err {
-                ClientError::Unreachable(_) => Failure::Unreachable,
+                ClientError::Unreachable(_) | ClientError::Proxy(_) => Failure::Unreachable,
                 ClientError::BadResponse(_) => Failure::BadResponse,
                 ClientError::TooLarge(_) => Failure::TooLarge,
             });
@@ -259,6 +279,9 @@ impl Pool {
         opts: &Options,
         mut req: Request<Full<Bytes>>,
     ) -> Result<Response, ClientError> {
+        if let (Some(proxy), false) = (&ep.proxy, ep.tls) {
+            proxy::absolute_form(&mut req, proxy);
+        }
         let idempotent = is_idempotent(req.method());
         let mut retried = false;
         let mut active = None;
@@ -484,15 +507,27 @@ async fn connect(ep: &Endpoint, counters: &EndpointCounters) -> Result<Conn, Cli
     let unreachable = |what: &str, err: &dyn fmt::Display| {
         ClientError::Unreachable(format!("{what} {ep} failed: {err}"))
     };
-    let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
-        .await
-        .map_err(|e| unreachable("connecting to", &e))?;
+    let tcp = match &ep.proxy {
+        None => TcpStream::connect((ep.host.as_str(), ep.port))
+            .await
+            .map_err(|e| unreachable("connecting to", &e))?,
+        Some(p) => TcpStream::connect((p.host.as_str(), p.port))
+            .await
+            .map_err(|e| {
+                ClientError::Proxy(format!("connecting to proxy {p} for {ep} failed: {e}"))
+            })?,
+    };
     counters.opened.fetch_add(1, Relaxed);
     // Requests are written in one go; Nagle would only delay them.
     let _ = tcp.set_nodelay(true);
     if !ep.tls {
         return handshake(ep, tcp).await;
     }
+    let tcp = match &ep.proxy {
+        // TLS with the function runs inside the tunnel, verified against its name.
+        Some(p) => proxy::tunnel(ep, p, tcp).await?,
+        None => tcp,
+    };
     let config = tls::config(ep.ssl_verify).map_err(|e| unreachable("TLS to", &e))?;
     let name = ServerName::try_from(ep.host.clone()).map_err(|e| unreachable("TLS to", &e))?;
     let stream = TlsConnector::from(config)
@@ -519,6 +554,8 @@ where
         answered: answered.clone(),
     };
     let (sender, conn) = http1::Builder::new()
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEAD_LINES)
         .handshake(TokioIo::new(io))
         .await
         .map_err(|e| ClientError::Unreachable(format!("connecting to {ep} failed: {e}")))?;
@@ -720,6 +757,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             ssl_verify: true,
+            proxy: None,
         };
         let opts = Options {
             keepalive: true,
@@ -840,6 +878,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             ssl_verify: true,
+            proxy: None,
         };
         let opts = Options {
             keepalive: true,

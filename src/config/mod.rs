@@ -9,11 +9,13 @@
 mod endpoint;
 mod function;
 mod plugin;
+mod proxy;
 mod schema;
 mod validate;
 
 pub use endpoint::Endpoint;
 pub use function::{default_endpoint, FunctionRef, InvocationType, InvokeConfig, PayloadFormat};
 pub use plugin::{Iam, PluginConfig};
+pub use proxy::Proxy;
 pub use schema::{schema, SCHEMA_JSON};
 pub use validate::{check, check_with_meta, Injected, MetaSchema};

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::endpoint::{self, Endpoint};
 use super::function::{self, InvocationType, InvokeConfig, PayloadFormat};
+use super::proxy::{self, Proxy};
 use super::validate::check;
 
 /// SigV4 signing: static keys, or (without them) the AWS credential chain, and
@@ -65,6 +66,8 @@ pub struct PluginConfig {
     pub max_resp_body_size: u64,
     /// Extra names never signed, lowercased; a trailing `*` is a prefix match.
     pub unsigned_headers: Vec<String>,
+    /// `proxy_url`: the forward proxy for the function and STS.
+    pub proxy: Option<Proxy>,
 }
 
 impl fmt::Debug for PluginConfig {
@@ -83,6 +86,7 @@ impl fmt::Debug for PluginConfig {
             .field("max_req_body_size", &self.max_req_body_size)
             .field("max_resp_body_size", &self.max_resp_body_size)
             .field("unsigned_headers", &self.unsigned_headers)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -154,6 +158,14 @@ impl PluginConfig {
             Some(_) => return Err(unexpected(&["unsigned_headers"])),
         };
 
+        let proxy = match conf.get("proxy_url") {
+            Some(_) => Some(
+                proxy::parse(&string(&conf, &["proxy_url"])?)
+                    .map_err(|why| format!("property \"proxy_url\" validation failed: {why}"))?,
+            ),
+            None => None,
+        };
+
         Ok(PluginConfig {
             function_uri,
             endpoint,
@@ -169,6 +181,7 @@ impl PluginConfig {
             max_req_body_size: integer(&conf, "max_req_body_size")?,
             max_resp_body_size: integer(&conf, "max_resp_body_size")?,
             unsigned_headers,
+            proxy,
         })
     }
 }

@@ -145,7 +145,8 @@ mod tests {
                 "authorization.apikey",
                 "authorization.iam.accesskey",
                 "authorization.iam.secretkey",
-                "authorization.iam.session_token"
+                "authorization.iam.session_token",
+                "proxy_url"
             ])
         );
     }

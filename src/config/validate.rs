@@ -256,6 +256,12 @@ fn semantic(conf: &Value) -> Result<(), String> {
             })?;
         }
     }
+    if let Some(Value::String(url)) = conf.get("proxy_url") {
+        if !is_secret_ref_str(url) {
+            super::proxy::parse(url)
+                .map_err(|why| format!("property \"proxy_url\" validation failed: {why}"))?;
+        }
+    }
     if let Some(Value::Array(names)) = conf.get("unsigned_headers") {
         for (i, name) in names.iter().enumerate() {
             let Value::String(name) = name else { continue };

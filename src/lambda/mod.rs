@@ -100,7 +100,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
     };
     let answer = |status: u16| Outcome::Response {
         status,
-        head: Vec::new(),
+        head: response::executed_version(&res.headers, None),
         body: Bytes::new(),
         log: log.clone(),
     };
@@ -123,7 +123,7 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
         stats::WORKER.failed(Failure::FunctionError);
         return Outcome::Error {
             status: invoke.function_error_status,
-            head: Vec::new(),
+            head: response::executed_version(&res.headers, None),
             message: response::function_error(&String::from_utf8_lossy(kind.as_bytes()), &res.body),
             log,
         };
@@ -131,7 +131,14 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
     match response::from_payload(invoke.payload_format, res.body) {
         Ok(answer) => Outcome::Response {
             status: answer.status,
-            head: invoke::response_head(&answer.headers, call.head_only),
+            head: {
+                let mut head = invoke::response_head(&answer.headers, call.head_only);
+                head.extend(response::executed_version(
+                    &res.headers,
+                    Some(&answer.headers),
+                ));
+                head
+            },
             body: if call.head_only {
                 Bytes::new()
             } else {

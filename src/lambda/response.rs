@@ -246,6 +246,23 @@ pub fn retry_after(answer: u16, headers: &HeaderMap) -> Vec<u8> {
     }
 }
 
+/// Lambda's `X-Amz-Executed-Version` (the version that ran, which an alias resolves to)
+/// as `name:value\n` for the client, as Kong passes it on; empty when Lambda sent none,
+/// or the answer already has one (a proxy response's own headers win, as in Kong).
+pub fn executed_version(lambda: &HeaderMap, answer: Option<&HeaderMap>) -> Vec<u8> {
+    const NAME: &str = "x-amz-executed-version";
+    if answer.is_some_and(|h| h.contains_key(NAME)) {
+        return Vec::new();
+    }
+    // A version number, `$LATEST`: visible ASCII only.
+    match lambda.get(NAME).map(HeaderValue::to_str) {
+        Some(Ok(value)) if !value.is_empty() => {
+            format!("X-Amz-Executed-Version:{value}\n").into_bytes()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// At most this many bytes of the escaped log tail are logged: nginx cuts an error-log
 /// entry at 2048 bytes (NGX_MAX_ERROR_STR), and its prefix and the request's details
 /// need room too.
@@ -466,5 +483,28 @@ mod tests {
         assert_eq!(retry_after(429, &h), b"Retry-After:7\n");
         assert_eq!(retry_after(503, &h), b"Retry-After:7\n");
         assert!(retry_after(502, &h).is_empty());
+    }
+
+    #[test]
+    fn executed_version_is_passed_on_unless_the_answer_has_one() {
+        let mut lambda = HeaderMap::new();
+        assert!(executed_version(&lambda, None).is_empty());
+        lambda.insert("x-amz-executed-version", HeaderValue::from_static("7"));
+        assert_eq!(
+            executed_version(&lambda, None),
+            b"X-Amz-Executed-Version:7\n"
+        );
+        let mut own = HeaderMap::new();
+        assert_eq!(
+            executed_version(&lambda, Some(&own)),
+            b"X-Amz-Executed-Version:7\n"
+        );
+        own.insert("x-amz-executed-version", HeaderValue::from_static("mine"));
+        assert!(executed_version(&lambda, Some(&own)).is_empty());
+        lambda.insert(
+            "x-amz-executed-version",
+            HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        assert!(executed_version(&lambda, None).is_empty());
     }
 }

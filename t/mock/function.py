@@ -125,7 +125,7 @@ import socket
 import sys
 import threading
 import time
-from urllib.parse import parse_qsl, unquote, urlencode
+from urllib.parse import parse_qsl, quote_from_bytes, unquote_to_bytes, urlencode
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import lambda_api
@@ -408,16 +408,20 @@ def verify(method, target, headers, body, keys=None, check_token=True, now=None)
     else:
         host = next((v for n, v in received if n.lower() == "host"), "localhost")
         url = "http://" + host.strip() + text_target
-    request = AWSRequest(method=method, url=url, data=body)
     # The path goes to botocore raw, and botocore encodes it once more as
     # AWS does for every service but S3.  The query, AWS decodes and encodes
-    # again (RFC 3986, UTF-8) before sorting: hand botocore the decoded
-    # parameters, which it encodes and sorts (the way it signs its own).
-    query = url.partition("?")[2].partition("#")[0]
-    request.params = [
-        (unquote(k), unquote(v))
+    # again (RFC 3986) before sorting.  SigV4 signs bytes: each name and value
+    # is decoded to bytes (text would turn bytes that are not UTF-8 into
+    # U+FFFD), encoded with the unreserved set botocore encodes its own
+    # parameters with, and botocore sorts the pairs from the URL.
+    base, _, query = url.partition("#")[0].partition("?")
+    query = "&".join(
+        "%s=%s" % (quote_from_bytes(unquote_to_bytes(k), safe="-_.~"),
+                   quote_from_bytes(unquote_to_bytes(v), safe="-_.~"))
         for k, _, v in (pair.partition("=") for pair in query.split("&") if pair)
-    ]
+    )
+    request = AWSRequest(method=method, url=base + ("?" + query if query else ""),
+                         data=body)
     for n, v in received:
         if n.lower() in names:
             request.headers[n] = v

@@ -281,6 +281,16 @@ class TestSignature(MockTestCase):
         self.assertEqual(self.verdict("GET", "/echo/a?x=2", h), "mismatch")
         self.assertEqual(self.verdict("POST", "/echo/a?x=1", h), "mismatch")
 
+    def test_query_bytes_that_are_not_utf8(self):
+        # botocore signs a query in the URL as it is written, so an encoded query
+        # signs its bytes; the verifier decodes to bytes, not text.
+        target = "/echo?k=%FF%C3%28&e=%C3%A9&%fe=1"
+        h = self.sign("GET", "/echo?%FE=1&e=%C3%A9&k=%FF%C3%28")
+        self.assertEqual(self.verdict("GET", target, h), "ok")
+        # U+FFFD in place of the bytes is another query
+        h = self.sign("GET", "/echo?%FE=1&e=%C3%A9&k=%EF%BF%BD%EF%BF%BD%28")
+        self.assertEqual(self.verdict("GET", target, h), "mismatch")
+
     def test_tampered_signed_header(self):
         h = self.sign("GET", "/echo", [("X-Custom", "one")])
         self.assertEqual(self.verdict("GET", "/echo", h), "ok")
