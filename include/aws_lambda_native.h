@@ -108,6 +108,23 @@ typedef struct AwslResponse {
 } AwslResponse;
 
 /*
+ An outcome lent by `awsl_ticket_lend`: pointers into the library's own copy of it,
+ valid until the next `awsl_ticket_lend` or `awsl_ticket_release` call. `head`,
+ `body` and `log` mean what `AwslResponse` says of its buffer's three parts; a
+ pointer whose length is 0 must not be read.
+ */
+typedef struct AwslOutcome {
+  int status;
+  int is_error;
+  const char *head;
+  size_t head_len;
+  const char *body;
+  size_t body_len;
+  const char *log;
+  size_t log_len;
+} AwslOutcome;
+
+/*
  Queues the request for the function behind `route` and stores its ticket in
  `*ticket`. Wait for the ticket on the worker's pump, then call `awsl_ticket_take`.
 
@@ -141,6 +158,34 @@ int awsl_request_submit(const struct AwslRoute *route,
  Never.
  */
 int awsl_ticket_take(uint32_t ticket, struct AwslResponse *out, char *buf, size_t buf_len);
+
+/*
+ Takes the outcome of `ticket` and lends it: `*out` points into the library's copy,
+ which stays valid until the next `awsl_ticket_lend` or `awsl_ticket_release` call.
+ No buffer to size, no copy under the ticket table's lock, no second call for a large
+ body: the caller copies what it needs (LuaJIT's `ffi.string`) before it yields.
+
+ Returns `AWSL_OK`, `AWSL_AGAIN` while the request is in flight, or `AWSL_DECLINED`
+ for an unknown ticket; the ticket is forgotten once lent.
+
+ # Safety
+ `out` is valid for writes.
+ # Lifetimes
+ The pointers in `*out` are valid until this function or `awsl_ticket_release` is
+ called again, in any thread; never across a yield of the calling coroutine.
+ # Panics
+ Never.
+ */
+int awsl_ticket_lend(uint32_t ticket, struct AwslOutcome *out);
+
+/*
+ Ends the loan of the last `awsl_ticket_lend` (frees the outcome now rather than at
+ the next lend, so that a large body is not kept).
+
+ # Panics
+ Never.
+ */
+int awsl_ticket_release(void);
 
 /*
  Gives up on `ticket` (the client went away or the wait timed out): its outcome is

@@ -373,6 +373,7 @@ fn build(
     } else {
         wire::sanitize_query(query)
     };
+    let path_len = path.len();
     let mut target = path;
     if !query.is_empty() {
         target.push('?');
@@ -405,7 +406,14 @@ fn build(
         out.insert(HeaderName::from_static("x-api-key"), value);
     }
     if let Some((signing_cfg, creds)) = signing {
-        add_signature(route, signing_cfg, creds, &method, &target, out, &body)?;
+        // Signed from the parts just built: the query is the canonical one sent.
+        let to = sign::Target {
+            tls: cfg.endpoint.tls,
+            authority: &cfg.endpoint.authority,
+            path: &target[..path_len],
+            canonical_query: &query,
+        };
+        add_signature(route, signing_cfg, creds, &method, &to, out, &body)?;
     }
     builder
         .body(Full::new(body))
@@ -419,7 +427,7 @@ pub(crate) fn add_signature(
     signing_cfg: &SigningConfig,
     creds: &Credentials,
     method: &Method,
-    target: &str,
+    target: &sign::Target<'_>,
     out: &mut http::HeaderMap,
     body: &[u8],
 ) -> Result<(), BuildError> {
@@ -436,17 +444,11 @@ pub(crate) fn add_signature(
         })?;
         to_sign.push((name.as_str(), value));
     }
-    let uri = format!(
-        "{}://{}{}",
-        if cfg.endpoint.tls { "https" } else { "http" },
-        cfg.endpoint.authority,
-        target
-    );
-    let signature = sign::sign(
+    let signature = sign::sign_target(
         signing_cfg,
         creds,
         method.as_str(),
-        &uri,
+        target,
         &to_sign,
         body,
         SystemTime::now(),

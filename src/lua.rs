@@ -211,18 +211,26 @@ fn set_path(lua: &Lua, root: &Table, path: &[String], value: &serde_json::Value)
 
 /// `route_new(conf)`: a route handle (light userdata, to be cast to `AwslRoute *` and
 /// freed with `awsl_route_free`) and whether its requests must carry the request
-/// context (`AwslRequest.context`, for an event); or `nil, message`.
+/// context (`AwslRequest.context`, for an event); or `nil, message`. Validates `conf`
+/// and injects its defaults into it as `check_schema` does, so that one crossing makes
+/// a route from a configuration nobody checked (plain OpenResty).
 fn route_new(lua: &Lua, conf: Value) -> LuaResult<MultiValue> {
     let fail = |m: String| (Value::Nil, m).into_lua_multi(lua);
-    if !matches!(conf, Value::Table(_)) {
+    let Value::Table(table) = &conf else {
         return fail(wrong_type(&conf));
-    }
+    };
+    let table = table.clone();
     let mut value = match to_json(lua, conf)? {
         Ok(v) => v,
         Err(message) => return fail(message),
     };
-    if let Err(e) = config::check(&mut value) {
-        return fail(e);
+    match config::check(&mut value) {
+        Ok(injected) => {
+            for default in injected {
+                set_path(lua, &table, &default.path, &default.value)?;
+            }
+        }
+        Err(e) => return fail(e),
     }
     let cfg = match PluginConfig::from_value(&value) {
         Ok(cfg) => cfg,

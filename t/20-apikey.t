@@ -154,3 +154,15 @@ HEAD /aws
 --- response_headers
 Content-Length: 19
 --- response_body
+
+
+
+=== TEST 12: a large answer reaches the client whole, and so does a small one after it
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/" }
+--- pipelined_requests eval
+["GET /aws/big/300000", "GET /aws/big/7"]
+--- response_body eval
+["x" x 300000, "xxxxxxx"]
+--- no_error_log
+[error]

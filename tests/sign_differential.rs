@@ -12,11 +12,15 @@
 //! path or are refused, and `queries_that_are_not_utf8_sign_their_bytes` checks the fast
 //! path against a canonical request written out here, signed with `aws-sigv4`'s own key
 //! derivation and HMAC.
+//!
+//! `sign::sign_target`, what the plugin signs its
+//! requests with (the same request in parts, the query already canonical), is held to
+//! the same reference.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lambda_native::sign::{
-    sign, sign_fast_only, sign_with_aws_sigv4, Credentials, SigningConfig,
+    sign, sign_fast_only, sign_target, sign_with_aws_sigv4, Credentials, SigningConfig, Target,
 };
 use aws_lambda_native::wire;
 use aws_sigv4::sign::v4;
@@ -198,7 +202,7 @@ fn fast_path_matches_aws_sigv4() {
     // A few days per run: some requests fall on the same day and hit the cache.
     let days: Vec<u64> = (0..8).map(|_| rng.next() % 2_932_896).collect();
 
-    let (mut fast, mut total, mut errors, mut bytes) = (0, 0, 0, 0);
+    let (mut fast, mut total, mut errors, mut bytes, mut parts_signed) = (0, 0, 0, 0, 0);
     for case in 0..20_000 {
         let mut cfg = SigningConfig::new(rng.pick(REGIONS), rng.pick(SERVICES));
         cfg.normalize_path = rng.chance(70);
@@ -264,6 +268,35 @@ fn fast_path_matches_aws_sigv4() {
             fast += 1;
         }
         total += 1;
+
+        // The same request in parts, as the plugin builds it: the canonical query is
+        // what it sends, so the reference signs the uri with that query.
+        if let Some(parts) = split(&uri) {
+            let query = wire::canonical_query(parts.3.as_bytes());
+            let target = Target {
+                tls: parts.0,
+                authority: parts.1,
+                path: parts.2,
+                canonical_query: &query,
+            };
+            let got = sign_target(&cfg, creds, method, &target, &headers, &body, time);
+            let want =
+                sign_with_aws_sigv4(&cfg, creds, method, &target.uri(), &headers, &body, time);
+            match (&got, &want) {
+                (Ok(got), Ok(want)) => {
+                    assert_eq!(got.signature, want.signature, "parts: {}", context());
+                    assert_eq!(got.headers, want.headers, "parts: {}", context());
+                    parts_signed += 1;
+                }
+                (Err(_), Err(_)) => {}
+                _ => panic!(
+                    "parts: {}: {:?}, aws-sigv4 {:?}",
+                    context(),
+                    got.as_ref().err(),
+                    want.as_ref().err()
+                ),
+            }
+        }
     }
     // The generator is meant to send most requests through the fast path, and some
     // through each fallback.
@@ -277,6 +310,10 @@ fn fast_path_matches_aws_sigv4() {
         "{errors} of {total} were rejected"
     );
     assert!(bytes * 20 > total, "only {bytes} queries not UTF-8");
+    assert!(
+        parts_signed * 2 > total,
+        "only {parts_signed} of {total} were signed from parts"
+    );
 }
 
 /// Queries that are not UTF-8 once decoded: the fast path signs their bytes. The
@@ -322,6 +359,21 @@ fn queries_that_are_not_utf8_sign_their_bytes() {
     let uri = "https://example.amazonaws.com/fn?k=%FF";
     let err = sign(&cfg, &creds, "GET", uri, &[("x-a", "a\x01")], b"", time).unwrap_err();
     assert!(err.is_bad_query(), "{err}");
+}
+
+/// Scheme (whether TLS), authority, path and raw query of a generated uri.
+fn split(uri: &str) -> Option<(bool, &str, &str, &str)> {
+    let (tls, rest) = match uri.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, uri.strip_prefix("http://")?),
+    };
+    let slash = rest.find('/')?;
+    let (authority, path_query) = rest.split_at(slash);
+    if path_query.contains('#') {
+        return None;
+    }
+    let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
+    Some((tls, authority, path, query))
 }
 
 /// The plugin's own request shapes all take the fast path.

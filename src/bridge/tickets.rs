@@ -116,6 +116,18 @@ impl Tickets {
         self.slots.remove(&id);
     }
 
+    /// The outcome of a finished ticket, which is forgotten; `None` (and nothing
+    /// changes) when it is unknown or still pending.
+    pub fn take(&mut self, id: u32) -> Option<Outcome> {
+        if !matches!(self.slots.get(&id), Some(Slot::Done { .. })) {
+            return None;
+        }
+        match self.slots.remove(&id) {
+            Some(Slot::Done { outcome, .. }) => Some(outcome),
+            _ => None,
+        }
+    }
+
     /// Lua no longer waits: drop the outcome now or as soon as it arrives.
     pub fn cancel(&mut self, id: u32) -> bool {
         match self.slots.get_mut(&id) {

@@ -7,15 +7,18 @@
 //!   becomes `AWSL_ERROR`;
 //! - return codes follow OpenResty's FFI vocabulary (`AWSL_OK`, `AWSL_ERROR`,
 //!   `AWSL_AGAIN`, `AWSL_DECLINED`) plus `AWSL_TOO_SMALL` and `AWSL_DEAD`;
-//! - Rust never keeps a pointer into caller memory: inputs are copied before return,
-//!   results are copied into caller-owned buffers.
+//! - Rust never keeps a pointer into caller memory: inputs are copied before return;
+//!   results are copied into caller-owned buffers (`awsl_ticket_take`), or lent until
+//!   the next lend or release (`awsl_ticket_lend`), which the caller copies out of
+//!   before it yields.
 
 mod request;
 mod route;
 mod worker;
 
 pub use request::{
-    awsl_request_submit, awsl_ticket_cancel, awsl_ticket_take, AwslRequest, AwslResponse,
+    awsl_request_submit, awsl_ticket_cancel, awsl_ticket_lend, awsl_ticket_release,
+    awsl_ticket_take, AwslOutcome, AwslRequest, AwslResponse,
 };
 pub use route::{awsl_route_free, AwslRoute};
 pub use worker::{awsl_worker_check, awsl_worker_close_socket, awsl_worker_start};

@@ -56,6 +56,27 @@ pub struct AwslResponse {
     pub log_len: usize,
 }
 
+/// An outcome lent by `awsl_ticket_lend`: pointers into the library's own copy of it,
+/// valid until the next `awsl_ticket_lend` or `awsl_ticket_release` call. `head`,
+/// `body` and `log` mean what `AwslResponse` says of its buffer's three parts; a
+/// pointer whose length is 0 must not be read.
+#[repr(C)]
+pub struct AwslOutcome {
+    pub status: c_int,
+    pub is_error: c_int,
+    pub head: *const c_char,
+    pub head_len: usize,
+    pub body: *const c_char,
+    pub body_len: usize,
+    pub log: *const c_char,
+    pub log_len: usize,
+}
+
+/// The outcome `awsl_ticket_lend` lent last, kept until the next lend or release. Only
+/// the nginx thread lends, one outcome at a time, and copies it out before anything
+/// can yield.
+static LENT: parking_lot::Mutex<Option<Outcome>> = parking_lot::const_mutex(None);
+
 /// Queues the request for the function behind `route` and stores its ticket in
 /// `*ticket`. Wait for the ticket on the worker's pump, then call `awsl_ticket_take`.
 ///
@@ -214,6 +235,90 @@ pub unsafe extern "C" fn awsl_ticket_take(
             }
         }
         tickets.remove(ticket);
+        AWSL_OK
+    })
+}
+
+/// Takes the outcome of `ticket` and lends it: `*out` points into the library's copy,
+/// which stays valid until the next `awsl_ticket_lend` or `awsl_ticket_release` call.
+/// No buffer to size, no copy under the ticket table's lock, no second call for a large
+/// body: the caller copies what it needs (LuaJIT's `ffi.string`) before it yields.
+///
+/// Returns `AWSL_OK`, `AWSL_AGAIN` while the request is in flight, or `AWSL_DECLINED`
+/// for an unknown ticket; the ticket is forgotten once lent.
+///
+/// # Safety
+/// `out` is valid for writes.
+/// # Lifetimes
+/// The pointers in `*out` are valid until this function or `awsl_ticket_release` is
+/// called again, in any thread; never across a yield of the calling coroutine.
+/// # Panics
+/// Never.
+#[no_mangle]
+pub unsafe extern "C" fn awsl_ticket_lend(ticket: u32, out: *mut AwslOutcome) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return AWSL_ERROR;
+        }
+        let Some(worker) = bridge::current() else {
+            return AWSL_DECLINED;
+        };
+        let outcome = {
+            let mut tickets = worker.tickets().lock();
+            match tickets.peek(ticket) {
+                Peek::Unknown => return AWSL_DECLINED,
+                Peek::Pending => return AWSL_AGAIN,
+                Peek::Done(_) => {}
+            }
+            match tickets.take(ticket) {
+                Some(outcome) => outcome,
+                None => return AWSL_DECLINED,
+            }
+        };
+        let mut lent = LENT.lock();
+        // The previous loan ends here: its memory is freed with the lock held.
+        let outcome = lent.insert(outcome);
+        let (status, is_error, head, body, log): (u16, c_int, &[u8], &[u8], _) = match outcome {
+            Outcome::Response {
+                status,
+                head,
+                body,
+                log,
+            } => (*status, 0, head, body, log),
+            Outcome::Error {
+                status,
+                head,
+                message,
+                log,
+            } => (*status, 1, head, message.as_bytes(), log),
+        };
+        let log = log.as_deref().unwrap_or_default().as_bytes();
+        let view = AwslOutcome {
+            status: c_int::from(status),
+            is_error,
+            head: head.as_ptr().cast(),
+            head_len: head.len(),
+            body: body.as_ptr().cast(),
+            body_len: body.len(),
+            log: log.as_ptr().cast(),
+            log_len: log.len(),
+        };
+        // SAFETY: `out` is not NULL and valid for writes (the caller's contract); the
+        // pointers written stay valid while `LENT` holds this outcome.
+        unsafe { out.write(view) };
+        AWSL_OK
+    })
+}
+
+/// Ends the loan of the last `awsl_ticket_lend` (frees the outcome now rather than at
+/// the next lend, so that a large body is not kept).
+///
+/// # Panics
+/// Never.
+#[no_mangle]
+pub extern "C" fn awsl_ticket_release() -> c_int {
+    guard(|| {
+        drop(LENT.lock().take());
         AWSL_OK
     })
 }
@@ -394,6 +499,45 @@ mod tests {
         // SAFETY: `buf` holds `buf.len()` bytes.
         let rc = unsafe { awsl_ticket_take(ticket, &mut out, buf.as_mut_ptr(), buf.len()) };
         assert_eq!(rc, AWSL_DECLINED, "a ticket is taken once");
+
+        // The same outcome lent instead of copied.
+        let r = route("http://127.0.0.1:1/fn");
+        // SAFETY: a live route, a request of valid slices, `err` holds `len` bytes.
+        let rc = unsafe { awsl_request_submit(r, &req, &mut ticket, err.as_mut_ptr(), &mut len) };
+        assert_eq!(rc, AWSL_OK);
+        // SAFETY: `r` came from `route` and is freed once.
+        unsafe { crate::ffi::awsl_route_free(r) };
+        pump.read_exact(&mut id).expect("completion on the pump");
+        assert_eq!(u32::from_le_bytes(id), ticket);
+        let mut lent = AwslOutcome {
+            status: 0,
+            is_error: 0,
+            head: std::ptr::null(),
+            head_len: 0,
+            body: std::ptr::null(),
+            body_len: 0,
+            log: std::ptr::null(),
+            log_len: 0,
+        };
+        // SAFETY: `lent` is valid for writes.
+        assert_eq!(unsafe { awsl_ticket_lend(ticket, &mut lent) }, AWSL_OK);
+        assert_eq!((lent.status, lent.is_error), (503, 1));
+        // SAFETY: the loan is live (no lend or release since) and `body_len` bytes long.
+        let message = unsafe { std::slice::from_raw_parts(lent.body.cast::<u8>(), lent.body_len) };
+        assert!(String::from_utf8_lossy(message).contains("127.0.0.1:1"));
+        assert_eq!(awsl_ticket_release(), AWSL_OK);
+        assert!(LENT.lock().is_none(), "released");
+        assert_eq!(
+            // SAFETY: `lent` is valid for writes.
+            unsafe { awsl_ticket_lend(ticket, &mut lent) },
+            AWSL_DECLINED,
+            "a ticket is lent once"
+        );
+        assert_eq!(
+            // SAFETY: a NULL `out` is refused before any write.
+            unsafe { awsl_ticket_lend(ticket, std::ptr::null_mut()) },
+            AWSL_ERROR
+        );
 
         // A cancelled ticket's outcome is dropped when it arrives.
         let r = route("http://127.0.0.1:1/fn");

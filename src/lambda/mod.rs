@@ -201,12 +201,20 @@ fn request(call: &Call<'_>, payload: Bytes) -> Result<Request<Full<Bytes>>, Buil
         );
     }
     if let (Some((signing_cfg, _)), Some(creds)) = (&route.signing, call.creds) {
+        // The target's query (a Qualifier, encoded like a label) is canonical already.
+        let (path, query) = call.target.split_once('?').unwrap_or((call.target, ""));
+        let target = crate::sign::Target {
+            tls: route.cfg.endpoint.tls,
+            authority: &route.cfg.endpoint.authority,
+            path,
+            canonical_query: query,
+        };
         invoke::add_signature(
             route,
             signing_cfg,
             creds,
             &Method::POST,
-            call.target,
+            &target,
             out,
             &payload,
         )?;
@@ -250,5 +258,11 @@ mod tests {
             invoke_target("/", &invoke("my-fn:live", Some("live"))),
             "/2015-03-31/functions/my-fn%3Alive/invocations"
         );
+        // Signed as they are: the query must be SigV4's canonical form.
+        for q in ["$LATEST", "live", "1", "a b+c~d.e_f-g/h:i"] {
+            let target = invoke_target("/", &invoke("f", Some(q)));
+            let (_, query) = target.split_once('?').expect("a query");
+            assert_eq!(crate::wire::canonical_query(query.as_bytes()), query);
+        }
     }
 }

@@ -154,6 +154,55 @@ pub(super) fn sign(
     time: SystemTime,
 ) -> Option<Signature> {
     let parts = split_uri(uri)?;
+    let query = wire::canonical_query(parts.query.as_bytes());
+    sign_parts(
+        cfg,
+        creds,
+        method,
+        &parts.with_query(&query),
+        headers,
+        body,
+        time,
+    )
+}
+
+/// [`sign`] for a request given in parts, its query already canonical (what the
+/// request path sends): nothing is formatted into a uri, parsed back or canonicalised
+/// twice. `None` for what [`sign`] would decline.
+pub(super) fn sign_target(
+    cfg: &SigningConfig,
+    creds: &Credentials,
+    method: &str,
+    target: &super::Target<'_>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Option<Signature> {
+    let default_port = if target.tls { "443" } else { "80" };
+    let parts = UriParts {
+        host_header: host_header(target.authority, default_port)?,
+        path: target.path,
+        query: target.canonical_query,
+    };
+    if target.path.len() + target.canonical_query.len() + target.authority.len() + 9 > MAX_URI
+        || !parts.path.starts_with('/')
+        || !parts.plain()
+    {
+        return None;
+    }
+    sign_parts(cfg, creds, method, &parts, headers, body, time)
+}
+
+/// Signs `parts`, whose query is canonical.
+fn sign_parts(
+    cfg: &SigningConfig,
+    creds: &Credentials,
+    method: &str,
+    parts: &UriParts<'_>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Option<Signature> {
     let token = creds.inner.session_token();
     if token.is_some_and(|t| !valid_value(t)) {
         return None;
@@ -202,7 +251,8 @@ pub(super) fn sign(
     }
     list.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let mut creq = String::with_capacity(256 + uri.len() + 64 * list.len());
+    let mut creq =
+        String::with_capacity(256 + parts.path.len() + parts.query.len() + 64 * list.len());
     creq.push_str(method);
     creq.push('\n');
     let path = if cfg.normalize_path {
@@ -216,7 +266,7 @@ pub(super) fn sign(
         creq.push_str(&path);
     }
     creq.push('\n');
-    creq.push_str(&wire::canonical_query(parts.query.as_bytes()));
+    creq.push_str(parts.query);
     creq.push('\n');
     let mut signed_headers = String::with_capacity(16 * list.len());
     let mut prev: Option<&str> = None;
@@ -308,6 +358,25 @@ struct UriParts<'a> {
     query: &'a str,
 }
 
+impl<'a> UriParts<'a> {
+    fn with_query<'b>(&self, query: &'b str) -> UriParts<'b>
+    where
+        'a: 'b,
+    {
+        UriParts {
+            host_header: self.host_header,
+            path: self.path,
+            query,
+        }
+    }
+
+    /// Path and query of bytes whose canonical form is sure.
+    fn plain(&self) -> bool {
+        self.path.bytes().all(is_path_byte)
+            && self.query.bytes().all(|b| is_path_byte(b) || b == b'?')
+    }
+}
+
 fn split_uri(uri: &str) -> Option<UriParts<'_>> {
     if uri.len() > MAX_URI {
         return None;
@@ -318,7 +387,24 @@ fn split_uri(uri: &str) -> Option<UriParts<'_>> {
         (uri.strip_prefix("http://")?, "80")
     };
     let authority_end = rest.find('/')?;
-    let authority = &rest[..authority_end];
+    let host_header = host_header(&rest[..authority_end], default_port)?;
+    let path_and_query = &rest[authority_end..];
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (path_and_query, ""),
+    };
+    let parts = UriParts {
+        host_header,
+        path,
+        query,
+    };
+    parts.plain().then_some(parts)
+}
+
+/// The host `aws-sigv4` signs for `authority` (`host[:port]`): without the scheme's
+/// default port. `None` unless the host is letters, digits, `-` and `.`, and the port
+/// a decimal u16.
+fn host_header<'a>(authority: &'a str, default_port: &str) -> Option<&'a str> {
     let (host, port) = match authority.split_once(':') {
         Some((host, port)) => (host, Some(port)),
         None => (authority, None),
@@ -337,23 +423,10 @@ fn split_uri(uri: &str) -> Option<UriParts<'_>> {
         }
         port.parse::<u16>().ok()?;
     }
-    let host_header = if port == Some(default_port) {
+    Some(if port == Some(default_port) {
         host
     } else {
         authority
-    };
-    let path_and_query = &rest[authority_end..];
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((path, query)) => (path, query),
-        None => (path_and_query, ""),
-    };
-    if !path.bytes().all(is_path_byte) || !query.bytes().all(|b| is_path_byte(b) || b == b'?') {
-        return None;
-    }
-    Some(UriParts {
-        host_header,
-        path,
-        query,
     })
 }
 

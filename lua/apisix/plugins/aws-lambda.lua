@@ -84,13 +84,9 @@ local function route_for(conf)
     if route then
         return route, nil, needs_context[conf]
     end
-    -- Plain OpenResty callers may pass a configuration APISIX never checked: this
-    -- also injects the defaults that access() reads below.
-    local ok, err = native.check_schema(conf)
-    if not ok then
-        return nil, err
-    end
-    local context
+    -- Plain OpenResty callers may pass a configuration APISIX never checked: route_new
+    -- validates it too, and injects the defaults that access() reads below.
+    local err, context
     route, err, context = native.route_new(conf)
     if not route then
         return nil, err

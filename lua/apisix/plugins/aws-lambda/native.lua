@@ -43,7 +43,6 @@ local lib_path = package.searchpath("aws_lambda_native", package.cpath)
 local C = ffi.load(lib_path)
 
 local OK = C.AWSL_OK
-local TOO_SMALL = C.AWSL_TOO_SMALL
 local AGAIN = C.AWSL_AGAIN
 local DEAD = C.AWSL_DEAD
 
@@ -56,11 +55,8 @@ local _M = {
 
 -- Allocated once: the per-request path fills these instead of allocating.
 local req = ffi.new("AwslRequest")
-local resp = ffi.new("AwslResponse")
+local lent = ffi.new("AwslOutcome")
 local ticket_out = ffi.new("uint32_t[1]")
-local KEEP_BUF = 1024 * 1024
-local buf_size = 64 * 1024
-local buf = ffi.new("char[?]", buf_size)
 
 -- The worker's pump and its waiters live in the Lua registry, not in this module:
 -- APISIX unloads and re-requires plugin modules on reload, and a second copy of this
@@ -297,64 +293,43 @@ function _M.route_new(conf)
 end
 
 
--- The outcome of ticket `id` in a buffer (valid until the next take), or nil and the
--- return code (AWSL_AGAIN while the request is in flight).
-local function take(id)
-    local rc = C.awsl_ticket_take(id, resp, buf, buf_size)
-    if rc == TOO_SMALL then
-        local need = tonumber(resp.head_len + resp.body_len + resp.log_len)
-        local tmp = ffi.new("char[?]", need)
-        -- Keep a bigger scratch buffer, but never hold on to a huge one.
-        if need <= KEEP_BUF then
-            buf, buf_size = tmp, need
-        end
-        rc = C.awsl_ticket_take(id, resp, tmp, need)
-        if rc == OK then
-            return tmp
-        end
+-- Copies the outcome that `awsl_ticket_lend` lent out of the library and ends the loan:
+-- `status, head, body, log`, or `nil, status, message, log, head`. Called right after
+-- the lend: nothing yields while the loan is read.
+local function copy_lent()
+    local log
+    if lent.log_len > 0 then
+        log = ffi_string(lent.log, lent.log_len)
     end
-    if rc ~= OK then
-        return nil, rc
+    local head = ffi_string(lent.head, lent.head_len)
+    local body = ffi_string(lent.body, lent.body_len)
+    local status = tonumber(lent.status)
+    local is_error = lent.is_error ~= 0
+    C.awsl_ticket_release()
+    if is_error then
+        return nil, status, body, log, head
     end
-    return buf
+    return status, head, body, log
 end
 
 
 -- Without the pump (the worker is exiting and its completion socket closed), the
--- outcome is polled, backing off from 1 ms to 50 ms.
+-- outcome is polled, backing off from 1 ms to 50 ms. True once it is lent.
 local function poll(id, timeout_ms)
     local deadline = ngx.now() + timeout_ms / 1000 + 1
     local delay = 0.001
     while true do
-        local data, rc = take(id)
+        local rc = C.awsl_ticket_lend(id, lent)
         if rc ~= AGAIN then
-            return data
+            return rc == OK
         end
         if ngx.now() >= deadline then
             C.awsl_ticket_cancel(id)
-            return nil
+            return false
         end
         ngx.sleep(delay)
         delay = delay < 0.05 and delay * 2 or 0.05
     end
-end
-
-
--- `status, head, body, log`, or `nil, status, message, log, head`, from a taken
--- outcome.
-local function outcome(data)
-    local head_len = tonumber(resp.head_len)
-    local body_len = tonumber(resp.body_len)
-    local log
-    if resp.log_len > 0 then
-        log = ffi_string(data + head_len + body_len, resp.log_len)
-    end
-    local head = ffi_string(data, head_len)
-    local body = ffi_string(data + head_len, body_len)
-    if resp.is_error ~= 0 then
-        return nil, tonumber(resp.status), body, log, head
-    end
-    return tonumber(resp.status), head, body, log
 end
 
 
@@ -401,11 +376,10 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
     local id = tonumber(ticket_out[0])
 
     if state.closed then
-        local data = poll(id, timeout_ms)
-        if not data then
+        if not poll(id, timeout_ms) then
             return nil, 504, "no answer from the native runtime within the timeout"
         end
-        return outcome(data)
+        return copy_lent()
     end
 
     local sema = tab_remove(free_semas)
@@ -430,12 +404,13 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
     end
     free_semas[#free_semas + 1] = sema
 
-    local data = take(id)
-    close_if_idle()
-    if not data then
+    local rc = C.awsl_ticket_lend(id, lent)
+    if rc ~= OK then
+        close_if_idle()
         return nil, 500, "the outcome of the request was lost"
     end
-    return outcome(data)
+    close_if_idle()
+    return copy_lent()
 end
 
 
