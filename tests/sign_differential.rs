@@ -280,8 +280,14 @@ fn fast_path_matches_aws_sigv4() {
                 canonical_query: &query,
             };
             let got = sign_target(&cfg, creds, method, &target, &headers, &body, time);
-            let want =
-                sign_with_aws_sigv4(&cfg, creds, method, &target.uri(), &headers, &body, time);
+            // A query that is not UTF-8: aws-sigv4 signs another one (U+FFFD for its
+            // bytes), so `sign` of the uri, checked above and in
+            // `queries_that_are_not_utf8_sign_their_bytes`, is the reference.
+            let want = if wire::query_is_utf8(query.as_bytes()) {
+                sign_with_aws_sigv4(&cfg, creds, method, &target.uri(), &headers, &body, time)
+            } else {
+                sign(&cfg, creds, method, &target.uri(), &headers, &body, time)
+            };
             match (&got, &want) {
                 (Ok(got), Ok(want)) => {
                     assert_eq!(got.signature, want.signature, "parts: {}", context());
