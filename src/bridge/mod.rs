@@ -507,7 +507,7 @@ impl Worker {
     /// and pool.
     pub fn stats(&self) -> Snapshot {
         let mut s = stats::WORKER.snapshot(self.pid);
-        s.queue_depth = self.queue.len() as u64;
+        s.queue_depth = self.queue.depth() as u64;
         s.tickets = self.tickets.lock().len() as u64;
         s.endpoints.extend(self.pool.endpoints());
         s

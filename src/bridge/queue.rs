@@ -52,7 +52,7 @@ impl<T> SubmitQueue<T> {
     }
 
     /// Jobs waiting for the runtime (for the stats).
-    pub fn len(&self) -> usize {
+    pub fn depth(&self) -> usize {
         self.jobs.lock().len()
     }
 
