@@ -751,7 +751,8 @@ mod tests {
         (port, seen)
     }
 
-    fn exchange(port: u16, methods: &[&str]) -> Vec<Result<u16, String>> {
+    /// A plain-HTTP endpoint on this host, pooled with the defaults.
+    fn local(port: u16) -> (Endpoint, Options) {
         let ep = Endpoint {
             tls: false,
             host: "127.0.0.1".into(),
@@ -765,6 +766,11 @@ mod tests {
             pool_size: 5,
             max_body: 1024,
         };
+        (ep, opts)
+    }
+
+    fn exchange(port: u16, methods: &[&str]) -> Vec<Result<u16, String>> {
+        let (ep, opts) = local(port);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -873,19 +879,7 @@ mod tests {
             serve_one(&mut second);
             std::thread::sleep(Duration::from_millis(200));
         });
-        let ep = Endpoint {
-            tls: false,
-            host: "127.0.0.1".into(),
-            port,
-            ssl_verify: true,
-            proxy: None,
-        };
-        let opts = Options {
-            keepalive: true,
-            keepalive_timeout: TIMEOUT,
-            pool_size: 5,
-            max_body: 1024,
-        };
+        let (ep, opts) = local(port);
         let post = || {
             Request::builder()
                 .method("POST")

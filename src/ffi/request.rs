@@ -194,21 +194,7 @@ pub unsafe extern "C" fn awsl_ticket_take(
             Peek::Pending => return AWSL_AGAIN,
             Peek::Done(outcome) => outcome,
         };
-        let (status, is_error, head, body, log): (u16, c_int, &[u8], &[u8], _) = match outcome {
-            Outcome::Response {
-                status,
-                head,
-                body,
-                log,
-            } => (*status, 0, head, body, log),
-            Outcome::Error {
-                status,
-                head,
-                message,
-                log,
-            } => (*status, 1, head, message.as_bytes(), log),
-        };
-        let log = log.as_deref().unwrap_or_default().as_bytes();
+        let (status, is_error, head, body, log) = parts(outcome);
         // SAFETY: `out` is not NULL and points to an `AwslResponse` (the caller's contract).
         unsafe {
             *out = AwslResponse {
@@ -237,6 +223,32 @@ pub unsafe extern "C" fn awsl_ticket_take(
         tickets.remove(ticket);
         AWSL_OK
     })
+}
+
+/// An outcome as the C ABI hands it over: status, whether it is an error (then the
+/// body is the message), head, body and log tail.
+fn parts(outcome: &Outcome) -> (u16, c_int, &[u8], &[u8], &[u8]) {
+    let (status, is_error, head, body, log) = match outcome {
+        Outcome::Response {
+            status,
+            head,
+            body,
+            log,
+        } => (*status, 0, head, &body[..], log),
+        Outcome::Error {
+            status,
+            head,
+            message,
+            log,
+        } => (*status, 1, head, message.as_bytes(), log),
+    };
+    (
+        status,
+        is_error,
+        head,
+        body,
+        log.as_deref().unwrap_or_default().as_bytes(),
+    )
 }
 
 /// Takes the outcome of `ticket` and lends it: `*out` points into the library's copy,
@@ -278,21 +290,7 @@ pub unsafe extern "C" fn awsl_ticket_lend(ticket: u32, out: *mut AwslOutcome) ->
         let mut lent = LENT.lock();
         // The previous loan ends here: its memory is freed with the lock held.
         let outcome = lent.insert(outcome);
-        let (status, is_error, head, body, log): (u16, c_int, &[u8], &[u8], _) = match outcome {
-            Outcome::Response {
-                status,
-                head,
-                body,
-                log,
-            } => (*status, 0, head, body, log),
-            Outcome::Error {
-                status,
-                head,
-                message,
-                log,
-            } => (*status, 1, head, message.as_bytes(), log),
-        };
-        let log = log.as_deref().unwrap_or_default().as_bytes();
+        let (status, is_error, head, body, log) = parts(outcome);
         let view = AwslOutcome {
             status: c_int::from(status),
             is_error,
