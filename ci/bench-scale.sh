@@ -23,6 +23,9 @@
 #                   plugin: nginx's and Lua's own share of the memory and CPU
 #   SCALE_SECOND=1  then a second, warm burst (the worker's memory has already grown,
 #                   as in a gateway that has seen such a peak before); 0: only one
+#   SCALE_PROTO=http  how the plugin reaches the function: http; https (HTTP/1.1 over TLS,
+#                   a connection per request in flight); h2 (route field http2: HTTP/2
+#                   over TLS, 128 calls in flight per connection)
 #   SCALE_BUILD=1   run ci/build.sh first (0: use build/lib as it is)
 #   SCALE_KEEP=0    1: keep the work directory (configs, logs, samples)
 set -euo pipefail
@@ -39,6 +42,7 @@ BUILD=${SCALE_BUILD:-1}
 KEEP=${SCALE_KEEP:-0}
 TARGET=${SCALE_TARGET:-plugin}
 SECOND=${SCALE_SECOND:-1}
+PROTO=${SCALE_PROTO:-http}
 NGINX=/usr/sbin/nginx
 FN_BODY='{"message":"hello after a nap"}'
 
@@ -49,6 +53,12 @@ for v in N CLIENTS GW_PORT FN_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] && ((${!v} > 0)) || die "$v must be a positive integer (got '${!v}')"
 done
 case $TARGET in plugin) GW_PATH=/scale/x ;; nap) GW_PATH=/nap/x ;; *) die "SCALE_TARGET: plugin or nap" ;; esac
+case $PROTO in
+    http) FN_LISTEN="" FN_SCHEME=http HTTP2=false ;;
+    https) FN_LISTEN=" ssl" FN_SCHEME=https HTTP2=false ;;
+    h2) FN_LISTEN=" ssl http2" FN_SCHEME=https HTTP2=true ;;
+    *) die "SCALE_PROTO: http, https or h2" ;;
+esac
 [[ $SLEEP =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "SCALE_SLEEP must be a number of seconds"
 ((N % CLIENTS == 0)) || die "SCALE_REQUESTS must be a multiple of SCALE_CLIENTS"
 STREAMS=$((N / CLIENTS))
@@ -123,8 +133,12 @@ http {
     access_log off;
     keepalive_timeout 75s;
     keepalive_requests 10000000;
+    http2_max_concurrent_streams 1024;
     server {
-        listen 127.0.0.1:$FN_PORT backlog=65535;
+        listen 127.0.0.1:$FN_PORT$FN_LISTEN backlog=65535;
+        ssl_certificate $root/t/cert/server.crt;
+        ssl_certificate_key $root/t/cert/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {
             default_type application/json;
             content_by_lua_block {
@@ -144,6 +158,8 @@ worker_rlimit_nofile $nofile;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
 events { worker_connections $conns; }
+# the function's certificate is signed by the test CA
+env SSL_CERT_FILE=$root/t/cert/ca.crt;
 http {
     access_log off;
     keepalive_timeout 75s;
@@ -155,9 +171,10 @@ http {
     init_by_lua_block {
         -- the plugin's defaults (keepalive_pool 5), with a timeout well above the nap
         SCALE_CONF = {
-            function_uri = "http://127.0.0.1:$FN_PORT/fn",
+            function_uri = "$FN_SCHEME://127.0.0.1:$FN_PORT/fn",
             authorization = { apikey = "k" },
             timeout = 30000,
+            http2 = $HTTP2,
         }
     }
 
@@ -282,6 +299,7 @@ cat "$work/h2load.out" | sed -n '/^finished in/,$p' | sed 's/^/  h2load: /' | he
 echo
 printf '| what | value |\n|---|---:|\n'
 printf '| target | %s |\n' "$TARGET"
+printf '| to the function | %s |\n' "$PROTO"
 printf '| requests in the burst | %d (%d HTTP/2 connections x %d streams) |\n' "$N" "$CLIENTS" "$STREAMS"
 printf '| function time | %s s |\n' "$SLEEP"
 printf '| wall time, first burst (h2load start to last answer) | %s s (h2load: %s) |\n' "$wall" "$finished"

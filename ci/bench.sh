@@ -21,8 +21,15 @@
 #   BENCH_ROUNDS=3      interleaved rounds
 #   BENCH_CONNS="32 128"
 #   BENCH_VARIANTS="cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls proxy_tls13
-#                   iam_tls_default iam_tls iam_tls_nokeep cosocket_tls cosocket_tls_pool
+#                   iam_tls_default iam_tls iam_tls_nokeep iam_tls_h2 iam_tls_default_h1
+#                   cosocket_tls cosocket_tls_pool
 #                   invoke_pool"
+#                       (also known, not in the default: stream_proxy and stream, a
+#                       10 MiB answer through proxy_pass with proxy_buffering off and
+#                       through the plugin, which streams it; invoke_stream, the same
+#                       answer from InvokeWithResponseStream (invoke_mode
+#                       response_stream: event-stream frames decoded); for these, MB/s is
+#                       req/s x 10.49 and CPU per MB is CPU/req / 10.49)
 #                       (proxy_pass is always measured: it is the baseline; proxy_tls13 is
 #                       added when an HTTPS variant is measured: it is their baseline)
 #   BENCH_GATEWAY_PORT=21480  BENCH_FUNCTION_PORT=21490  BENCH_FUNCTION_TLS_PORT=21491
@@ -64,10 +71,13 @@ CERT_DIR=$root/t/cert
 # Variant id, label, gateway path. proxy_pass is the baseline of every ratio, except
 # for the plugin over HTTPS, whose baseline is proxy_pass over HTTPS (BASE_OF).
 VARIANTS=(proxy)
-for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls proxy_tls13 iam_tls_default iam_tls iam_tls_nokeep cosocket_tls cosocket_tls_pool invoke_pool}; do
+for v in ${BENCH_VARIANTS:-cosocket apikey iam apikey_pool iam_pool iam_token proxy_tls proxy_tls13 iam_tls_default iam_tls iam_tls_nokeep iam_tls_h2 iam_tls_default_h1 cosocket_tls cosocket_tls_pool invoke_pool}; do
     [ "$v" = proxy ] || VARIANTS+=("$v")
 done
-if [[ " ${VARIANTS[*]} " =~ \ (iam_tls|iam_tls_default|iam_tls_nokeep|cosocket_tls|cosocket_tls_pool)\  ]] \
+if [[ " ${VARIANTS[*]} " =~ \ (stream|invoke_stream)\  ]] && [[ " ${VARIANTS[*]} " != *" stream_proxy "* ]]; then
+    VARIANTS+=(stream_proxy)
+fi
+if [[ " ${VARIANTS[*]} " =~ \ (iam_tls|iam_tls_default|iam_tls_nokeep|iam_tls_h2|iam_tls_default_h1|cosocket_tls|cosocket_tls_pool)\  ]] \
         && [[ " ${VARIANTS[*]} " != *" proxy_tls13 "* ]]; then
     VARIANTS+=(proxy_tls13)
 fi
@@ -81,23 +91,33 @@ declare -A LABEL=(
     [iam_token]="plugin, IAM static keys + session token, keepalive_pool $POOL"
     [proxy_tls]="nginx proxy_pass over HTTPS, nginx's default protocols (TLS 1.2 here; keepalive 64)"
     [proxy_tls13]="nginx proxy_pass over HTTPS, TLS 1.3 (keepalive 64): HTTPS ceiling (×pp: vs proxy_pass)"
-    [iam_tls_default]="plugin, IAM over HTTPS (ssl_verify on), defaults: keepalive_pool 5 (×pp: vs proxy_pass over TLS 1.3)"
-    [iam_tls]="plugin, IAM over HTTPS (ssl_verify on), keepalive_pool $POOL (×pp: vs proxy_pass over TLS 1.3)"
+    [iam_tls_default]="plugin, IAM over HTTPS (ssl_verify on), defaults: HTTP/2 (h2 by ALPN), keepalive_pool 5 (×pp: vs proxy_pass over TLS 1.3)"
+    [iam_tls]="plugin, IAM over HTTPS (ssl_verify on), HTTP/1.1 (http2 false), keepalive_pool $POOL (×pp: vs proxy_pass over TLS 1.3)"
     [iam_tls_nokeep]="plugin, IAM over HTTPS, keepalive false: a TLS handshake per request (×pp: vs proxy_pass over TLS 1.3)"
+    [iam_tls_h2]="plugin, IAM over HTTPS, HTTP/2, keepalive_pool $POOL (×pp: vs proxy_pass over TLS 1.3)"
+    [iam_tls_default_h1]="plugin, IAM over HTTPS, defaults but http2 false: HTTP/1.1, keepalive_pool 5 (×pp: vs proxy_pass over TLS 1.3)"
     [cosocket_tls]="raw Lua cosocket over HTTPS, TLS 1.3, session reuse, pool 5 (×pp: vs proxy_pass over TLS 1.3)"
     [cosocket_tls_pool]="raw Lua cosocket over HTTPS, TLS 1.3, session reuse, pool $POOL (×pp: vs proxy_pass over TLS 1.3)"
     [invoke_pool]="plugin, direct Invoke API (IAM, apigw_v2 event), keepalive_pool $POOL"
+    [stream_proxy]="nginx proxy_pass, proxy_buffering off, a 10 MiB answer: streaming ceiling"
+    [stream]="plugin, no auth, keepalive_pool $POOL, a 10 MiB answer (streamed; ×pp: vs proxy_pass streaming it)"
+    [invoke_stream]="plugin, InvokeWithResponseStream (IAM), keepalive_pool $POOL, the same 10 MiB answer in event-stream frames (×pp: vs proxy_pass streaming it)"
 )
-declare -A BASE_OF=([iam_tls]=proxy_tls13 [iam_tls_default]=proxy_tls13 [cosocket_tls]=proxy_tls13
-                   [cosocket_tls_pool]=proxy_tls13 [iam_tls_nokeep]=proxy_tls13)
+declare -A BASE_OF=([stream]=stream_proxy [invoke_stream]=stream_proxy [iam_tls]=proxy_tls13 [iam_tls_default]=proxy_tls13 [cosocket_tls]=proxy_tls13
+                   [cosocket_tls_pool]=proxy_tls13 [iam_tls_nokeep]=proxy_tls13
+                   [iam_tls_h2]=proxy_tls13 [iam_tls_default_h1]=proxy_tls13)
 declare -A PATH_OF=(
     [proxy]=/proxy/bench [cosocket]=/cosocket/bench [apikey]=/apikey/bench [iam]=/iam/bench
     [apikey_pool]=/apikey-pool/bench [iam_pool]=/iam-pool/bench [iam_token]=/iam-token/bench
     [proxy_tls]=/proxy-tls/bench [iam_tls]=/iam-tls/bench [invoke_pool]=/invoke/bench
     [proxy_tls13]=/proxy-tls13/bench [iam_tls_default]=/iam-tls-default/bench
     [cosocket_tls]=/cosocket-tls/bench [cosocket_tls_pool]=/cosocket-tls-pool/bench
-    [iam_tls_nokeep]=/iam-tls-nokeep/bench
+    [iam_tls_nokeep]=/iam-tls-nokeep/bench [iam_tls_h2]=/iam-tls-h2/bench
+    [iam_tls_default_h1]=/iam-tls-default-h1/bench
+    [stream_proxy]=/proxy-stream/10m [stream]=/stream/10m [invoke_stream]=/invoke-stream/10m
 )
+# What a variant's answer must be (the function's body, or a file it serves).
+STREAM_BODY_BYTES=10485760
 PENDING=""
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -152,7 +172,24 @@ fi
 # --- start the function and the gateway -------------------------------------------------
 work=$(mktemp -d /tmp/aws-lambda-bench.XXXXXX)
 chmod 755 "$work"
-mkdir -p "$work/fn/logs" "$work/fn/conf" "$work/gw/logs" "$work/gw/conf"
+mkdir -p "$work/fn/logs" "$work/fn/conf" "$work/gw/logs" "$work/gw/conf" "$work/fn/big"
+# The streaming variants' answer: a static file (Content-Length; over 64 KiB, so the
+# plugin streams it).
+head -c "$STREAM_BODY_BYTES" /dev/urandom >"$work/fn/big/10m"
+# InvokeWithResponseStream's answer for the same body, as Lambda frames it: the HTTP
+# integration prelude, the body in 64 KiB PayloadChunk events, InvokeComplete (the mock's
+# frame encoder, checked against botocore's parser in its tests).
+python3 - "$work/fn/big/10m" "$work/fn/invoke-stream" <<'PY'
+import sys
+sys.path.insert(0, "t/mock")
+from lambda_api import complete_frame, event_frame
+body = open(sys.argv[1], "rb").read()
+prelude = b'{"statusCode":200,"headers":{"content-type":"application/octet-stream"}}' + b"\0" * 8
+frames = [event_frame("PayloadChunk", prelude)]
+frames += [event_frame("PayloadChunk", body[i:i + 65536]) for i in range(0, len(body), 65536)]
+frames.append(complete_frame())
+open(sys.argv[2], "wb").write(b"".join(frames))
+PY
 results="$work/results.tsv"
 : >"$results"
 
@@ -197,9 +234,22 @@ http {
             default_type application/json;
             return 200 '$INVOKE_PAYLOAD';
         }
+        location /big/ {
+            alias $work/fn/big/;
+            default_type application/octet-stream;
+        }
+        # InvokeWithResponseStream: the framed file; a POST to a static file is a 405,
+        # which error_page turns into the file (an internal GET)
+        location = /2021-11-15/functions/bench/response-streaming-invocations {
+            alias $work/fn/invoke-stream;
+            default_type application/vnd.awslambda.http-integration-response;
+            error_page 405 =200 \$uri;
+        }
     }
     server {
-        listen 127.0.0.1:$FN_TLS_PORT ssl backlog=4096;
+        # h2 for the plugin's http2 rows (offered by ALPN; HTTP/1.1 clients are unaffected)
+        listen 127.0.0.1:$FN_TLS_PORT ssl http2 backlog=4096;
+        http2_max_concurrent_streams 1024;
         ssl_certificate $CERT_DIR/server.crt;
         ssl_certificate_key $CERT_DIR/server.key;
         ssl_session_cache shared:bench_tls:1m;
@@ -273,6 +323,21 @@ http {
             },
             keepalive_pool = $POOL,
         }
+        -- a 10 MiB answer, streamed
+        BENCH_STREAM = {
+            function_uri = "http://127.0.0.1:$FN_PORT/big",
+            keepalive_pool = $POOL,
+            timeout = 30000,
+        }
+        -- the same answer from InvokeWithResponseStream
+        BENCH_INVOKE_STREAM = {
+            function_name = "bench",
+            invoke_mode = "response_stream",
+            invoke_endpoint = "http://127.0.0.1:$FN_PORT",
+            authorization = BENCH_IAM_POOL.authorization,
+            keepalive_pool = $POOL,
+            timeout = 30000,
+        }
         -- direct invocation: the request goes as an API Gateway 2.0 event
         BENCH_INVOKE = {
             function_name = "bench",
@@ -285,11 +350,25 @@ http {
             function_uri = "https://127.0.0.1:$FN_TLS_PORT/fn",
             authorization = BENCH_IAM_POOL.authorization,
             keepalive_pool = $POOL,
+            http2 = false,
         }
         -- the same at the defaults (keepalive_pool 5)
         BENCH_IAM_TLS_DEFAULT = {
             function_uri = BENCH_IAM_TLS.function_uri,
             authorization = BENCH_IAM_POOL.authorization,
+        }
+        -- HTTP/2 (the default; BENCH_IAM_TLS turns it off): one multiplexed connection,
+        -- another past 128 calls in flight
+        BENCH_IAM_TLS_H2 = {
+            function_uri = BENCH_IAM_TLS.function_uri,
+            authorization = BENCH_IAM_POOL.authorization,
+            keepalive_pool = $POOL,
+            http2 = true,
+        }
+        BENCH_IAM_TLS_DEFAULT_H1 = {
+            function_uri = BENCH_IAM_TLS.function_uri,
+            authorization = BENCH_IAM_POOL.authorization,
+            http2 = false,
         }
         -- a new connection for every request: what a handshake costs, and how many resume
         BENCH_IAM_TLS_NOKEEP = {
@@ -323,6 +402,17 @@ http {
             proxy_pass http://bench_function/fn/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+        }
+        location /proxy-stream/ {
+            proxy_pass http://bench_function/big/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+        location ~ ^/stream/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_STREAM, ngx.var[1])
+            }
         }
         location ~ ^/cosocket/(.*)\$ {
             access_by_lua_block {
@@ -397,10 +487,27 @@ http {
                                      "localhost")
             }
         }
+        location ~ ^/invoke-stream/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_INVOKE_STREAM,
+                                                                   ngx.var[1], "/invoke-stream/*")
+            }
+        }
         location ~ ^/invoke/(.*)\$ {
             access_by_lua_block {
                 require("apisix.plugins.aws-lambda.openresty").run(BENCH_INVOKE, ngx.var[1],
                                                                    "/invoke/*")
+            }
+        }
+        location ~ ^/iam-tls-h2/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_TLS_H2, ngx.var[1])
+            }
+        }
+        location ~ ^/iam-tls-default-h1/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(BENCH_IAM_TLS_DEFAULT_H1,
+                                                                   ngx.var[1])
             }
         }
         location ~ ^/iam-tls/(.*)\$ {
@@ -427,7 +534,11 @@ for v in "${VARIANTS[@]}"; do
     for _ in 1 2; do  # the second request goes over a reused connection
         got=$(curl -sS -o "$work/body" -w '%{http_code}' --max-time 5 "$url") \
             || die "$v: $url failed"
-        body=$(cat "$work/body")
+        if [[ $v == stream* || $v == invoke_stream ]]; then
+            cmp -s "$work/body" "$work/fn/big/10m" && body=$FN_BODY || body="(not the file)"
+        else
+            body=$(cat "$work/body")
+        fi
         if [ "$got" != 200 ] || [ "$body" != "$FN_BODY" ]; then
             echo "bench: $v: $url answered $got with body: $body" >&2
             tail -5 "$work/gw/logs/error.log" >&2 || true

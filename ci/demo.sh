@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on this machine: build the plugin, start a local mock
 # Lambda function (it verifies SigV4 signatures with botocore) and nginx with the
-# plugin on two routes, send an apikey request and an IAM-signed request, print what
-# happened, and stop everything that was started.
+# plugin on its routes, send an apikey request, IAM-signed requests, a direct Invoke and
+# a streamed answer, print what happened, and stop everything that was started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
@@ -81,6 +81,8 @@ http {
                 },
             },
         }
+        -- the mock's own paths: /stream/sse/3/500 asks for three server-sent events
+        STREAM_ROUTE = { function_uri = "http://127.0.0.1:$MOCK_PORT" }
         -- direct invocation through the Lambda Invoke API (the mock's "echo" function)
         INVOKE_ROUTE = {
             function_name = "echo",
@@ -106,6 +108,11 @@ http {
                 require("apisix.plugins.aws-lambda.openresty").run(IAM_ROUTE, ngx.var[1])
             }
         }
+        location ~ ^/stream/(.*)\$ {
+            access_by_lua_block {
+                require("apisix.plugins.aws-lambda.openresty").run(STREAM_ROUTE, ngx.var[1])
+            }
+        }
         location ~ ^/invoke/(.*)\$ {
             access_by_lua_block {
                 require("apisix.plugins.aws-lambda.openresty").run(INVOKE_ROUTE, ngx.var[1],
@@ -120,6 +127,7 @@ step "Starting nginx with the plugin on 127.0.0.1:$GATEWAY_PORT (config: $work/c
 /usr/sbin/nginx -p "$work" -c conf/nginx.conf
 sleep 0.3
 echo "routes: /apikey/* (API key)  /iam/* (AWS SigV4)  ->  http://127.0.0.1:$MOCK_PORT/default/orders"
+echo "        /stream/* (no auth)  ->  http://127.0.0.1:$MOCK_PORT/*"
 echo "        /invoke/* (Lambda Invoke API, function \"echo\")  ->  http://127.0.0.1:$MOCK_PORT/2015-03-31/functions/echo/invocations"
 
 show() {
@@ -140,6 +148,14 @@ show "http://127.0.0.1:$GATEWAY_PORT/iam/caf%C3%A9%20menu"
 
 step "4. Direct invocation: the request becomes an API Gateway 2.0 event; the function's proxy response comes back"
 show -H 'Cookie: session=abc' "http://127.0.0.1:$GATEWAY_PORT/invoke/orders/42?expand=items"
+
+step "5. A streamed answer: server-sent events pass as the function sends them, 500 ms apart"
+echo
+echo "\$ curl -N http://127.0.0.1:$GATEWAY_PORT/stream/sse/3/500   (each line with when it arrived)"
+t0=$(date +%s%N)
+curl -sS -N -i "http://127.0.0.1:$GATEWAY_PORT/stream/sse/3/500" | while IFS= read -r line; do
+    printf '  %5d ms  %s\n' $((($(date +%s%N) - t0) / 1000000)) "${line%$'\r'}"
+done
 
 step "What happened"
 signed=$(grep -c " ok conn=" "$work/logs/mock.log" || true)

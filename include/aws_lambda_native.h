@@ -21,6 +21,11 @@
 #define AWSL_AGAIN -2
 
 /*
+ A streamed body ended (`awsl_stream_next`).
+ */
+#define AWSL_DONE -4
+
+/*
  Unknown ticket (taken, cancelled or expired).
  */
 #define AWSL_DECLINED -5
@@ -83,9 +88,10 @@ typedef struct AwslRequest {
   size_t body_file_len;
   /*
    Only for routes that send an event (`route_new` says which): the raw request
-   path, client address, request id, protocol, host, `$time_local`, start time in
-   milliseconds and the route's path pattern, then path parameter names and
-   values, each followed by a NUL byte. `context_len` 0 sends none.
+   URI (`$request_uri`, its query is ignored), client address, request id,
+   protocol, host, start time in milliseconds and the route's path pattern, then
+   path parameter names and values, each followed by a NUL byte. `context_len` 0
+   sends none.
    */
   const char *context;
   size_t context_len;
@@ -105,6 +111,11 @@ typedef struct AwslResponse {
   size_t head_len;
   size_t body_len;
   size_t log_len;
+  /*
+   1 when the body is streamed: the `body_len` bytes are its first bytes, and
+   `awsl_stream_next` gives the rest.
+   */
+  int more;
 } AwslResponse;
 
 /*
@@ -122,7 +133,21 @@ typedef struct AwslOutcome {
   size_t body_len;
   const char *log;
   size_t log_len;
+  /*
+   1 when the body is streamed: `body` holds its first bytes (maybe none), and
+   `awsl_stream_next` gives the rest.
+   */
+  int more;
 } AwslOutcome;
+
+/*
+ A piece of a streamed body lent by `awsl_stream_next`, valid until the next
+ `awsl_stream_next` or `awsl_ticket_release` call.
+ */
+typedef struct AwslChunk {
+  const char *data;
+  size_t len;
+} AwslChunk;
 
 /*
  Queues the request for the function behind `route` and stores its ticket in
@@ -179,13 +204,40 @@ int awsl_ticket_take(uint32_t ticket, struct AwslResponse *out, char *buf, size_
 int awsl_ticket_lend(uint32_t ticket, struct AwslOutcome *out);
 
 /*
- Ends the loan of the last `awsl_ticket_lend` (frees the outcome now rather than at
- the next lend, so that a large body is not kept).
+ Ends the loans of the last `awsl_ticket_lend` and `awsl_stream_next` (frees them
+ now rather than at the next call, so that a large body is not kept).
 
  # Panics
  Never.
  */
 int awsl_ticket_release(void);
+
+/*
+ The next piece of the streamed body of `ticket`, whose outcome was lent or taken
+ with `more` = 1.
+
+ Returns `AWSL_OK` with a piece (never empty) lent in `*out`; `AWSL_AGAIN` when none
+ is there yet: wait for the ticket's id on the pump, then ask again; `AWSL_DONE` at
+ the body's end, with what the function logged (its log tail, for the error log at
+ info level) in `err` (`*err_len` 0 when nothing); `AWSL_ERROR` when the body broke
+ off (the cause, for the error log, in `err`: the function closed or reset the
+ connection, or stayed silent for `stream_idle_timeout`); `AWSL_DECLINED` for a
+ ticket that is not streaming. After
+ `AWSL_DONE` and `AWSL_ERROR` the ticket is forgotten; `awsl_ticket_cancel` ends a
+ stream early (and closes the function's connection).
+
+ Lend only after the previous piece was written out: the library reads more from
+ the function only while less than 64 KiB waits here (backpressure).
+
+ # Safety
+ `out` is valid for writes; `err` is valid for `*err_len` bytes.
+ # Lifetimes
+ The piece in `*out` stays valid until this function or `awsl_ticket_release` is
+ called again; never across a yield of the calling coroutine.
+ # Panics
+ Never.
+ */
+int awsl_stream_next(uint32_t ticket, struct AwslChunk *out, char *err, size_t *err_len);
 
 /*
  Gives up on `ticket` (the client went away or the wait timed out): its outcome is

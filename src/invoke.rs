@@ -3,9 +3,7 @@
 //! This is APISIX's `access` logic (apikey or SigV4, path suffix, query, headers,
 //! body) with the wire fixes of `wire`, run on the worker's runtime thread.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
@@ -13,146 +11,83 @@ use http::{Method, Request};
 use http_body_util::Full;
 
 use crate::bridge::tickets::Outcome;
-use crate::client::{ClientError, Endpoint, Options, Pool};
-use crate::config::PluginConfig;
-use crate::creds::{self, Providers, Source};
+use crate::client::Pool;
+use crate::creds::{self, Providers};
 use crate::lambda;
-use crate::sign::{self, Credentials, SigningConfig};
+use crate::route::{bad_request, BuildError};
+pub use crate::route::{Body, Incoming, Route};
+use crate::sign::{self, Credentials};
 use crate::stats::{self, Failure};
+use crate::stream::{self, Rest};
 use crate::wire;
 
-/// A configured route, built once per plugin configuration and shared by its requests.
-pub struct Route {
-    pub(crate) cfg: PluginConfig,
-    pub(crate) endpoint: Endpoint,
-    pub(crate) opts: Options,
-    pub(crate) signing: Option<(SigningConfig, Source)>,
-    /// With `function_name`: the Invoke API's path and query, fixed per route.
-    pub(crate) invoke_target: Option<String>,
-}
-
-impl Route {
-    pub fn new(cfg: PluginConfig) -> Arc<Self> {
-        let endpoint = Endpoint {
-            tls: cfg.endpoint.tls,
-            host: cfg.endpoint.host.clone(),
-            port: cfg.endpoint.port,
-            ssl_verify: cfg.ssl_verify,
-            proxy: cfg.proxy.clone(),
-        };
-        let opts = Options {
-            keepalive: cfg.keepalive,
-            keepalive_timeout: cfg.keepalive_timeout,
-            pool_size: cfg.keepalive_pool,
-            max_body: cfg.max_resp_body_size,
-        };
-        let signing = cfg.iam.as_ref().map(|iam| {
-            // The Invoke API is service `lambda` in the function's region.
-            let (region, service) = match &cfg.invoke {
-                Some(invoke) => (invoke.region.clone(), "lambda".to_owned()),
-                None => (iam.region.clone(), iam.service.clone()),
-            };
-            // SigV4's canonical URI: every service but S3 normalizes the path and
-            // encodes each segment twice.
-            let not_s3 = service != "s3";
-            (
-                SigningConfig {
-                    region,
-                    service,
-                    normalize_path: not_s3,
-                    sign_body: false,
-                    double_encode_path: not_s3,
-                },
-                credential_source(iam, cfg.proxy.as_ref()),
-            )
-        });
-        let invoke_target = cfg
-            .invoke
-            .as_ref()
-            .map(|invoke| lambda::invoke_target(&cfg.endpoint.base_path, invoke));
-        Arc::new(Self {
-            cfg,
-            endpoint,
-            opts,
-            signing,
-            invoke_target,
-        })
-    }
-}
-
-/// Static keys are used as they are; anything that expires (the AWS chain, an assumed
-/// role) goes through the worker's credential providers.
-fn credential_source(iam: &crate::config::Iam, proxy: Option<&crate::config::Proxy>) -> Source {
-    match (&iam.keys, &iam.assume_role_arn) {
-        (Some((ak, sk, token)), None) => {
-            Source::Static(Credentials::new(ak.clone(), sk.clone(), token.clone()))
-        }
-        (keys, role) => Source::Dynamic(creds::Shared::new(creds::Dynamic {
-            base: keys.as_ref().map(|(ak, sk, token)| creds::StaticKeys {
-                access_key: ak.clone(),
-                secret_key: sk.clone(),
-                session_token: token.clone(),
-            }),
-            assume_role: role.as_ref().map(|arn| creds::AssumeRole {
-                role_arn: arn.clone(),
-                external_id: iam.external_id.clone(),
-                session_name: iam.role_session_name.clone(),
-                sts_endpoint: iam.sts_endpoint.clone(),
-            }),
-            region: iam.region.clone(),
-            proxy: proxy.cloned(),
-        })),
-    }
-}
-
-/// The client's request, copied out of nginx.
-pub struct Incoming {
-    pub method: Vec<u8>,
-    /// The route's wildcard suffix, decoded (APISIX's `ctx.curr_req_matched[":ext"]`).
-    pub ext: Option<Vec<u8>>,
-    /// The raw query string (`$args`).
-    pub query: Vec<u8>,
-    /// Request headers as `name:value\n` lines.
-    pub headers: Vec<u8>,
-    pub body: Body,
-    /// For an event (`function_name`): what else nginx knows of the request, in the
-    /// form `lambda::event::Context::parse` reads.
-    pub context: Option<Vec<u8>>,
-}
-
-pub enum Body {
-    Memory(Bytes),
-    /// nginx buffered the body to a file (larger than client_body_buffer_size).
-    File(PathBuf),
-}
-
-/// Makes the call. `timeout` bounds the whole of it: getting credentials (a 503 when
-/// they do not come in time: the function was never called) and the exchange with the
-/// function (a 504).
-pub async fn call(
-    pool: &Pool,
+/// Makes the call. `timeout` bounds it up to the answer's head (and a buffered answer's
+/// body): getting credentials (a 503 when they do not come in time: the function was
+/// never called) and the exchange with the function (a 504). A streamed answer comes
+/// with the [`Rest`] of its body to run; `stream_idle_timeout` bounds its silences.
+pub async fn call<'a>(
+    pool: &'a Pool,
     providers: &Arc<Providers>,
-    route: &Route,
+    route: &'a Route,
     incoming: Incoming,
-) -> Outcome {
+) -> (Outcome, Option<Rest<'a>>) {
+    match call_head(pool, providers, route, incoming).await {
+        Head::Done(outcome) => (outcome, None),
+        Head::Body {
+            status,
+            head,
+            log,
+            source,
+        } => stream::answer(status, head, log, source, route.cfg.stream_idle_timeout).await,
+    }
+}
+
+/// An exchange up to the answer's head: a whole outcome, or a head whose body is still
+/// to come from a [`stream::Source`] (the function URL's HTTP body, or a decoder in
+/// front of the Invoke API's; `stream::answer` then decides whether it is streamed).
+enum Head<'a> {
+    Done(Outcome),
+    Body {
+        status: u16,
+        /// Response headers as `name:value\n` lines, as `Outcome::Response` has them.
+        head: Vec<u8>,
+        /// For the error log at info level (the function's log tail).
+        log: Option<String>,
+        source: Box<dyn stream::Source + 'a>,
+    },
+}
+
+impl From<Outcome> for Head<'_> {
+    fn from(outcome: Outcome) -> Self {
+        Head::Done(outcome)
+    }
+}
+
+async fn call_head<'a>(
+    pool: &'a Pool,
+    providers: &Arc<Providers>,
+    route: &'a Route,
+    incoming: Incoming,
+) -> Head<'a> {
     let timeout = route.cfg.timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     let head_only = incoming.method == b"HEAD";
     let headers = match forwarded_headers(route, &incoming.headers) {
         Ok(headers) => headers,
-        Err((status, message)) => return Outcome::error(status, message),
+        Err((status, message)) => return Outcome::error(status, message).into(),
     };
     let creds = match (&route.signing, headers.sign) {
         (Some((_, source)), true) => {
             let first_wait = creds::FIRST_FETCH_WAIT.min(timeout / 2);
             match tokio::time::timeout_at(deadline, providers.get(source, first_wait)).await {
                 Ok(Ok(creds)) => Some(creds),
-                Ok(Err(message)) => return no_credentials(message),
+                Ok(Err(message)) => return no_credentials(message).into(),
                 Err(_) => {
                     return no_credentials(format!(
                         "no AWS credentials within the timeout ({} ms)",
                         timeout.as_millis()
                     ))
+                    .into()
                 }
             }
         }
@@ -160,7 +95,7 @@ pub async fn call(
     };
     let exchange = exchange(pool, route, &incoming, &headers, creds.as_ref(), head_only);
     match tokio::time::timeout_at(deadline, exchange).await {
-        Ok(outcome) => outcome,
+        Ok(head) => head,
         Err(_) => {
             stats::WORKER.failed(Failure::Timeout);
             Outcome::error(
@@ -171,21 +106,22 @@ pub async fn call(
                     timeout.as_millis()
                 ),
             )
+            .into()
         }
     }
 }
 
-async fn exchange(
-    pool: &Pool,
-    route: &Route,
+async fn exchange<'a>(
+    pool: &'a Pool,
+    route: &'a Route,
     incoming: &Incoming,
     headers: &Forwarded<'_>,
     creds: Option<&Credentials>,
     head_only: bool,
-) -> Outcome {
+) -> Head<'a> {
     let body = match read_body(route, &incoming.body).await {
         Ok(body) => body,
-        Err(outcome) => return outcome,
+        Err(outcome) => return outcome.into(),
     };
     if let (Some(invoke), Some(target)) = (&route.cfg.invoke, &route.invoke_target) {
         let call = lambda::Call {
@@ -195,9 +131,54 @@ async fn exchange(
             incoming,
             headers: &headers.headers,
             creds,
-            head_only,
         };
-        return lambda::exchange(pool, call, body).await;
+        // Boxed: an invocation's state (the event, the Invoke API's answer) would
+        // otherwise sit in every function_uri call's task too (scale bench: bytes per
+        // call in flight).
+        return match Box::pin(lambda::exchange(pool, call, body)).await {
+            lambda::Reply::Done(outcome) => outcome.into(),
+            lambda::Reply::Answer {
+                answer,
+                extra_head,
+                log,
+            } => {
+                let mut head = response_head(&answer.headers, head_only);
+                head.extend(extra_head);
+                Outcome::Response {
+                    status: answer.status,
+                    head,
+                    body: if head_only { Bytes::new() } else { answer.body },
+                    log,
+                }
+                .into()
+            }
+            lambda::Reply::Stream {
+                status,
+                headers,
+                extra_head,
+                source,
+            } => {
+                let mut head = response_head(&headers, head_only);
+                head.extend(extra_head);
+                if head_only {
+                    // Nothing of the body is wanted: dropping the source closes the
+                    // connection.
+                    return Outcome::Response {
+                        status,
+                        head,
+                        body: Bytes::new(),
+                        log: None,
+                    }
+                    .into();
+                }
+                Head::Body {
+                    status,
+                    head,
+                    log: None,
+                    source,
+                }
+            }
+        };
     }
     let req = match build(
         route,
@@ -209,16 +190,51 @@ async fn exchange(
         body,
     ) {
         Ok(req) => req,
-        Err((status, message)) => return Outcome::error(status, message),
+        Err((status, message)) => return Outcome::error(status, message).into(),
     };
-    match pool.send(&route.endpoint, &route.opts, req).await {
-        Ok(res) => Outcome::Response {
+    match pool.send_streaming(&route.endpoint, &route.opts, req).await {
+        Ok((res, None)) => Outcome::Response {
             status: res.status,
             head: response_head(&res.headers, head_only),
-            body: res.body,
+            body: own_body(res.body),
             log: None,
-        },
-        Err(err) => transport_error(route, &err),
+        }
+        .into(),
+        Ok((res, Some(reader))) => {
+            let mut head = response_head(&res.headers, head_only);
+            // A streamed answer of known length keeps it: the client can then tell a
+            // cut answer from a whole one, as behind proxy_pass.
+            if let (false, Some(length)) = (head_only, res.headers.get(CONTENT_LENGTH)) {
+                head.extend_from_slice(b"Content-Length:");
+                head.extend_from_slice(length.as_bytes());
+                head.push(b'\n');
+            }
+            Head::Body {
+                status: res.status,
+                head,
+                log: None,
+                source: Box::new(reader),
+            }
+        }
+        Err(err) => route.transport_error(&err).into(),
+    }
+}
+
+/// Bodies up to this size are copied out of hyper's read buffer (see [`own_body`]).
+const COPIED_BODY_MAX: usize = 8 * 1024;
+
+/// The body as the outcome keeps it until nginx takes it. hyper hands back a slice of
+/// the connection's read buffer (8 KiB at first); kept in the outcome, the slice pins
+/// that buffer until nginx takes it, hyper allocates a new one for the connection's next
+/// answer, and the old one is freed on the nginx thread. Measured on ci/bench.sh's load:
+/// one `madvise` of about 1.2 MB per request as the runtime thread's heap grew and was
+/// trimmed, and the page faults after it. A small body is copied instead, so that hyper
+/// reuses its buffer in place.
+fn own_body(body: Bytes) -> Bytes {
+    if body.len() <= COPIED_BODY_MAX {
+        Bytes::copy_from_slice(&body)
+    } else {
+        body
     }
 }
 
@@ -232,19 +248,6 @@ fn no_credentials(message: String) -> Outcome {
         head: format!("retry-after:{}\n", creds::RETRY_AFTER_SECS).into_bytes(),
         log: None,
     }
-}
-
-/// A failed exchange: 503 when the function could not be reached, else 502.
-pub(crate) fn transport_error(route: &Route, err: &ClientError) -> Outcome {
-    let status = match err {
-        ClientError::Unreachable(_) => 503,
-        ClientError::BadResponse(_) | ClientError::TooLarge(_) | ClientError::Proxy(_) => 502,
-    };
-    let message = match err {
-        ClientError::TooLarge(_) => format!("function at {}: {err}", route.endpoint),
-        _ => err.to_string(),
-    };
-    Outcome::error(status, message)
 }
 
 async fn read_body(route: &Route, body: &Body) -> Result<Bytes, Outcome> {
@@ -272,12 +275,6 @@ async fn read_body(route: &Route, body: &Body) -> Result<Bytes, Outcome> {
                 .map_err(|e| Outcome::error(400, format!("cannot read the request body: {e}")))
         }
     }
-}
-
-pub(crate) type BuildError = (u16, String);
-
-fn bad_request(message: impl Into<String>) -> BuildError {
-    (400, message.into())
 }
 
 /// The client's headers that go to the function, and how the request is authorised.
@@ -386,8 +383,10 @@ fn build(
     let out = builder
         .headers_mut()
         .ok_or_else(|| bad_request(format!("invalid request path or query: {target}")))?;
-    let authority = HeaderValue::from_str(&cfg.endpoint.authority)
-        .map_err(|_| (500, "invalid function_uri host".to_string()))?;
+    let authority = route
+        .host_value
+        .clone()
+        .ok_or_else(|| (500, "invalid function_uri host".to_string()))?;
     out.insert(HOST, authority);
     for (name, value) in &forwarded.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
@@ -399,10 +398,12 @@ fn build(
     if !body.is_empty() || matches!(method, Method::POST | Method::PUT | Method::PATCH) {
         out.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
-    if let Some(key) = apikey {
-        let mut value =
-            HeaderValue::from_str(key).map_err(|_| (500, "invalid apikey".to_string()))?;
-        value.set_sensitive(true);
+    if apikey.is_some() {
+        // `apikey` is the route's own key (Forwarded), made into a value once.
+        let value = route
+            .apikey_value
+            .clone()
+            .ok_or_else(|| (500, "invalid apikey".to_string()))?;
         out.insert(HeaderName::from_static("x-api-key"), value);
     }
     if let Some((signing_cfg, creds)) = signing {
@@ -413,57 +414,11 @@ fn build(
             path: &target[..path_len],
             canonical_query: &query,
         };
-        add_signature(route, signing_cfg, creds, &method, &to, out, &body)?;
+        route.add_signature(signing_cfg, creds, &method, &to, out, &body)?;
     }
     builder
         .body(Full::new(body))
         .map_err(|_| bad_request(format!("invalid request path or query: {target}")))
-}
-
-/// Signs the request in `out` (every header but Host and the unsigned ones) and adds
-/// the signature's headers, marked sensitive.
-pub(crate) fn add_signature(
-    route: &Route,
-    signing_cfg: &SigningConfig,
-    creds: &Credentials,
-    method: &Method,
-    target: &sign::Target<'_>,
-    out: &mut http::HeaderMap,
-    body: &[u8],
-) -> Result<(), BuildError> {
-    let cfg = &route.cfg;
-    let mut to_sign: Vec<(&str, &str)> = Vec::with_capacity(out.len());
-    for (name, value) in out.iter() {
-        if name == HOST || wire::is_unsigned(name.as_str(), &cfg.unsigned_headers) {
-            continue;
-        }
-        let value = value.to_str().map_err(|_| {
-            bad_request(format!(
-                "request header {name} is not valid UTF-8 and cannot be signed"
-            ))
-        })?;
-        to_sign.push((name.as_str(), value));
-    }
-    let signature = sign::sign_target(
-        signing_cfg,
-        creds,
-        method.as_str(),
-        target,
-        &to_sign,
-        body,
-        SystemTime::now(),
-    )
-    .map_err(|e| {
-        let status = if e.is_bad_query() { 400 } else { 500 };
-        (status, format!("signing the request failed: {e}"))
-    })?;
-    for (name, value) in signature.headers {
-        let mut value = HeaderValue::from_str(&value)
-            .map_err(|_| (500, "signing produced an invalid header".to_string()))?;
-        value.set_sensitive(true);
-        out.insert(HeaderName::from_static(name), value);
-    }
-    Ok(())
 }
 
 /// The request [`call`] would send for `incoming` (its body given as `body`), signed with
@@ -549,6 +504,7 @@ pub(crate) fn response_head(headers: &http::HeaderMap, head_only: bool) -> Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PluginConfig;
     use serde_json::json;
 
     fn request(conf: serde_json::Value, headers: &[u8]) -> Request<Full<Bytes>> {

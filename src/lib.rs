@@ -5,7 +5,8 @@
 //! (hyper HTTP/1.1 connections in an own pool), `creds` (static keys, the AWS chain,
 //! assumed roles; cached and refreshed), `invoke` (one call to the function), `lambda` (the Invoke API: events and proxy
 //! responses),
-//! `bridge` (the per-worker runtime and the hand-off to nginx). The edges are `ffi`
+//! `stream` (answers handed to nginx chunk by chunk, with backpressure), `bridge` (the
+//! per-worker runtime and the hand-off to nginx). The edges are `ffi`
 //! (the C ABI for the per-request path) and `lua` (mlua bindings for setup calls).
 
 // Unsafe code states why it is sound: every unsafe operation sits in an `unsafe` block,
@@ -23,8 +24,10 @@ pub mod fuzzing;
 pub mod invoke;
 pub mod lambda;
 mod lua;
+mod route;
 pub mod sign;
 pub mod stats;
+pub mod stream;
 pub mod wire;
 
 /// The crate version, reported by the library, the plugin and the rockspec.

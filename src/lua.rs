@@ -35,7 +35,7 @@ fn module(lua: &Lua) -> LuaResult<Table> {
     )?;
     m.set(
         "runtime_restarts",
-        lua.create_function(|_, ()| Ok(crate::bridge::current().map_or(0, |w| w.restarts())))?,
+        lua.create_function(|_, ()| Ok(crate::stats::WORKER.runtime_restarts()))?,
     )?;
     // For the recovery tests only: refused unless AWSL_TEST_HOOKS=1 (bridge).
     m.set(

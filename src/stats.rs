@@ -130,6 +130,8 @@ pub struct Counters {
     answered: [AtomicU64; 5],
     failures: [AtomicU64; Failure::ALL.len()],
     in_flight: AtomicU64,
+    /// Streamed answers whose body is still flowing (their call is no longer in flight).
+    streaming: AtomicU64,
     /// The function's time to the head of its answer.
     pub latency: Histogram,
     credential_fetches: AtomicU64,
@@ -148,6 +150,7 @@ impl Counters {
             answered: [const { AtomicU64::new(0) }; 5],
             failures: [const { AtomicU64::new(0) }; Failure::ALL.len()],
             in_flight: AtomicU64::new(0),
+            streaming: AtomicU64::new(0),
             latency: Histogram::new(),
             credential_fetches: AtomicU64::new(0),
             credential_failures: AtomicU64::new(0),
@@ -170,7 +173,13 @@ impl Counters {
     /// A call starts; it is in flight until the returned guard goes.
     pub fn call_started(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Relaxed);
-        InFlight(self)
+        InFlight(&self.in_flight)
+    }
+
+    /// A streamed answer's body starts flowing; it counts until the returned guard goes.
+    pub fn stream_started(&self) -> InFlight<'_> {
+        self.streaming.fetch_add(1, Relaxed);
+        InFlight(&self.streaming)
     }
 
     /// A credential fetch ended; `error` is its message when it failed.
@@ -187,11 +196,17 @@ impl Counters {
         self.runtime_starts.fetch_add(1, Relaxed);
     }
 
+    /// Runtimes started in this process after its first (each after one stopped).
+    pub fn runtime_restarts(&self) -> u64 {
+        self.runtime_starts.load(Relaxed).saturating_sub(1)
+    }
+
     /// Forgets what an inherited copy counted (in a forked child; atomics only, as
     /// after a fork nothing that may be locked can be touched).
     pub(crate) fn reset_after_fork(&self) {
         let all = self.answered.iter().chain(&self.failures).chain([
             &self.in_flight,
+            &self.streaming,
             &self.credential_fetches,
             &self.credential_failures,
             &self.runtime_starts,
@@ -222,9 +237,10 @@ impl Counters {
                 .map(|(f, n)| (f.name().to_string(), n.load(Relaxed)))
                 .collect(),
             in_flight: self.in_flight.load(Relaxed),
+            streaming: self.streaming.load(Relaxed),
             queue_depth: 0,
             tickets: 0,
-            runtime_restarts: self.runtime_starts.load(Relaxed).saturating_sub(1),
+            runtime_restarts: self.runtime_restarts(),
             time_to_head_seconds: self.latency.snapshot(),
             endpoints: BTreeMap::new(),
             credentials: Credentials {
@@ -237,11 +253,12 @@ impl Counters {
     }
 }
 
-pub struct InFlight<'a>(&'a Counters);
+/// Counts one in a gauge while it lives.
+pub struct InFlight<'a>(&'a AtomicU64);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -265,8 +282,11 @@ pub struct Snapshot {
     pub requests: BTreeMap<String, u64>,
     /// Failed requests by cause (each also counted in `requests`, as 4xx or 5xx).
     pub failures: BTreeMap<String, u64>,
-    /// Calls the runtime is working on.
+    /// Calls the runtime is working on, up to the answer's head.
     pub in_flight: u64,
+    /// Streamed answers whose body is still flowing to the client.
+    #[serde(default)]
+    pub streaming: u64,
     /// Requests submitted and not yet picked up by the runtime.
     pub queue_depth: u64,
     /// Tickets held: in flight, or done and not yet taken by nginx.
@@ -348,6 +368,7 @@ impl Snapshot {
             *self.failures.entry(k.clone()).or_default() += v;
         }
         self.in_flight += o.in_flight;
+        self.streaming += o.streaming;
         self.queue_depth += o.queue_depth;
         self.tickets += o.tickets;
         self.runtime_restarts += o.runtime_restarts;
@@ -411,8 +432,13 @@ impl Snapshot {
         for (name, help, value) in [
             (
                 "in_flight",
-                "Calls the runtimes are working on.",
+                "Calls the runtimes are working on, up to the answer's head.",
                 self.in_flight,
+            ),
+            (
+                "streaming",
+                "Streamed answers whose body is still flowing to the client.",
+                self.streaming,
             ),
             (
                 "queue_depth",

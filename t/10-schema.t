@@ -341,7 +341,7 @@ qr/\A[^\n]+\n\z/
             }
             local invoke_fields = {
                 "function_name", "qualifier", "aws_region", "invoke_endpoint",
-                "invocation_type", "payload_format", "log_type",
+                "invocation_type", "payload_format", "log_type", "invoke_mode",
             }
             local function set(conf, path, value)
                 local t = conf
@@ -391,3 +391,4 @@ invoke_endpoint: accepted
 invocation_type: accepted
 payload_format: accepted
 log_type: accepted
+invoke_mode: accepted

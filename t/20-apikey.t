@@ -166,3 +166,29 @@ Content-Length: 19
 ["x" x 300000, "xxxxxxx"]
 --- no_error_log
 [error]
+
+
+
+=== TEST 13: the headers of one answer do not carry over to the next
+--- plugin_conf
+{ function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT/" }
+--- config
+    location /t {
+        content_by_lua_block {
+            local client = require("client")
+            local first = assert(client.request({ path = "/aws/status/201" }))
+            local second = assert(client.request({ path = "/aws/big/7" }))
+            local cookies = first.headers["set-cookie"]
+            ngx.say(first.status, " ", first.headers["x-mock"], " ",
+                    type(cookies) == "table" and #cookies or tostring(cookies))
+            ngx.say(second.status, " ", tostring(second.headers["x-mock"]), " ",
+                    tostring(second.headers["set-cookie"]), " ", second.body)
+        }
+    }
+--- request
+GET /t
+--- response_body
+201 yes 2
+200 nil nil xxxxxxx
+--- no_error_log
+[error]

@@ -800,7 +800,7 @@ then a request: 200 aws lambda invoked
 
 
 
-=== TEST 18: a response head over 64 KiB (10000 headers, or a 100 KB header): 502, one log line each; 1000 headers or a 60 KB header pass; the next request succeeds
+=== TEST 18: a response head over 64 KiB (10000 headers, or a 100 KB header) or over 1024 lines (1100 short headers): 502, one log line each; 1000 headers or a 60 KB header pass; the next request succeeds
 --- plugin_conf
 {
     function_uri = "http://127.0.0.1:$TEST_NGINX_MOCK_PORT",
@@ -811,7 +811,7 @@ then a request: 200 aws lambda invoked
         content_by_lua_block {
             local client = require("client")
             for _, path in ipairs({ "/aws/many-headers/90", "/aws/many-headers/1000",
-                                    "/aws/many-headers/10000", "/aws/long-header/60000",
+                                    "/aws/many-headers/1100", "/aws/many-headers/10000", "/aws/long-header/60000",
                                     "/aws/long-header/100000", "/aws/long-header/1000000",
                                     "/aws/httptrigger" }) do
                 local res = assert(client.request({ path = path }))
@@ -826,6 +826,7 @@ then a request: 200 aws lambda invoked
 --- response_body
 /aws/many-headers/90 200 90 0
 /aws/many-headers/1000 200 1000 0
+/aws/many-headers/1100 502 0 0
 /aws/many-headers/10000 502 0 0
 /aws/long-header/60000 200 0 60000
 /aws/long-header/100000 502 0 0
@@ -835,6 +836,7 @@ then a request: 200 aws lambda invoked
 qr/\[error\] \d+#\d+: (?:\*\d+ )?(?:\[lua\] \S+:\d+: (?:\S+\(\): )?)?\K.*?(?=(?:: failed to lookup address information: [^,]*)?(?:, client:|, context:|$))/
 --- grep_error_log_out eval
 "failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
+failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
 failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
 failed to process aws-lambda, err: request to 127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT} failed: message head is too large
 "

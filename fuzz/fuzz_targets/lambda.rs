@@ -41,7 +41,8 @@ fuzz_target!(|input: Input<'_>| {
     if let Ok(value) = HeaderValue::from_bytes(input.error_type) {
         headers.insert("x-amzn-errortype", value);
     }
-    let (status, message) = response::api_error(input.api_status, &headers, input.payload, &["SECRET"]);
+    let (status, message) =
+        response::api_error(input.api_status, &headers, input.payload, &["SECRET"]);
     assert!((400..=599).contains(&status));
     assert!(!message.contains("SECRET") && !message.contains('\n'));
     let _ = response::function_error("Unhandled", input.payload);
@@ -53,13 +54,24 @@ fuzz_target!(|input: Input<'_>| {
         return;
     };
     // Names as the Lua side sends them: lowercase header names.
-    let names: Vec<String> = input.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    let names: Vec<String> = input
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
     let headers: Vec<(&str, &[u8])> = names
         .iter()
         .zip(&input.headers)
         .map(|(n, (_, v))| (n.as_str(), *v))
         .collect();
-    if let Ok(bytes) = event::build(format, input.method, &headers, input.query, input.body, &ctx) {
+    if let Ok(bytes) = event::build(
+        format,
+        input.method,
+        &headers,
+        input.query,
+        input.body,
+        &ctx,
+    ) {
         let value: serde_json::Value = serde_json::from_slice(&bytes).expect("event is JSON");
         match format {
             PayloadFormat::ApigwV2 => assert_eq!(value["version"], "2.0"),

@@ -1,6 +1,8 @@
 //! `src/bridge/queue.rs` and `src/bridge/tickets.rs`, compiled against loom (see
-//! `sync`). The models are in `tests/model.rs`.
+//! `sync`, and `stream` for the streamed answers' reader the tickets hold). The models
+//! are in `tests/model.rs`.
 
+mod stream;
 mod sync;
 
 #[path = "../../src/bridge/queue.rs"]

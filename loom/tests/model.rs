@@ -103,10 +103,13 @@ fn submits_from_two_threads_are_all_served() {
 
 fn status(tickets: &Tickets, id: u32) -> Option<u16> {
     match tickets.peek(id) {
-        Peek::Done(Outcome::Error { status, .. } | Outcome::Response { status, .. }) => {
-            Some(*status)
-        }
-        Peek::Pending => Some(0),
+        Peek::Done(
+            Outcome::Error { status, .. }
+            | Outcome::Response { status, .. }
+            | Outcome::Stream { status, .. },
+        ) => Some(*status),
+        // The models complete tickets with whole outcomes only.
+        Peek::Pending | Peek::Streaming => Some(0),
         Peek::Unknown => None,
     }
 }

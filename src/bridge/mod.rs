@@ -37,6 +37,8 @@ use crate::client::{self, Pool};
 use crate::creds::Providers;
 use crate::invoke::{self, Incoming, Route};
 use crate::stats::{self, Snapshot};
+// For `tickets`, which names it `super::stream` (the loom build gives it a model).
+use crate::stream;
 use queue::SubmitQueue;
 use tickets::{Outcome, Tickets};
 
@@ -77,8 +79,6 @@ pub struct Worker {
     close_socket: Notify,
     /// Why the runtime thread stopped; set once, under the tickets' lock.
     death: OnceLock<String>,
-    /// Runtimes started for this worker before this one (they stopped).
-    restarts: u32,
     /// Whether `AWSL_TEST_HOOKS=1` was set when this runtime started.
     test_hooks: bool,
     test_kill: Notify,
@@ -143,12 +143,12 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
         }
         None => None,
     };
-    let (tickets, restarts) = stopped.as_ref().map_or_else(Default::default, |w| {
-        (w.tickets.clone(), w.restarts.saturating_add(1))
-    });
+    let tickets = stopped
+        .as_ref()
+        .map_or_else(Default::default, |w| w.tickets.clone());
     // Before the new runtime runs, so that its own death can stop the table again.
     tickets.lock().restart();
-    match launch(dir, pid, tickets.clone(), restarts) {
+    match launch(dir, pid, tickets.clone()) {
         Ok(worker) => {
             let path = worker.socket_path.clone();
             *slot = Some(worker);
@@ -166,12 +166,7 @@ pub fn start(dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// A new runtime thread and completion socket for this process.
-fn launch(
-    dir: &Path,
-    pid: u32,
-    tickets: Arc<Mutex<Tickets>>,
-    restarts: u32,
-) -> Result<Arc<Worker>, String> {
+fn launch(dir: &Path, pid: u32, tickets: Arc<Mutex<Tickets>>) -> Result<Arc<Worker>, String> {
     remove_stale_sockets(dir);
     let socket_path = dir.join(format!("aws-lambda-native-{pid}.sock"));
     let _ = std::fs::remove_file(&socket_path);
@@ -195,7 +190,6 @@ fn launch(
         socket_closed: AtomicBool::new(false),
         close_socket: Notify::new(),
         death: OnceLock::new(),
-        restarts,
         // The crate's own unit tests kill the runtime without touching the environment.
         test_hooks: cfg!(test) || std::env::var_os(TEST_HOOKS_ENV).is_some_and(|v| v == "1"),
         test_kill: Notify::new(),
@@ -225,7 +219,8 @@ fn launch(
         drop(runtime);
     })
     .map_err(|e| format!("cannot start the runtime thread: {e}"))?;
-    // Every start after this process's first counts as a runtime restart (stats).
+    // Every start after this process's first is a runtime restart: the one count of
+    // them, which `native.stats()` and the stats endpoints both read.
     stats::WORKER.runtime_started();
     Ok(worker)
 }
@@ -363,11 +358,18 @@ async fn serve(w: Arc<Worker>, job: Job) {
     };
     // In flight until the outcome is there, so that it no longer counts once nginx
     // can see the answer.
-    let outcome = {
+    let (outcome, rest) = {
         let _in_flight = stats::WORKER.call_started();
         invoke::call(&w.pool, &w.providers, &job.route, job.incoming).await
     };
     guard.complete(outcome);
+    if let Some(rest) = rest {
+        // The body of a streamed answer, as Lua takes it; Lua waits on the pump for
+        // the ticket's id when it found nothing.
+        let ticket = job.ticket;
+        let _streaming = stats::WORKER.stream_started();
+        rest.run(|| w.wake(ticket)).await;
+    }
 }
 
 async fn write_completions(w: Arc<Worker>, listener: UnixListener) {
@@ -455,12 +457,21 @@ impl Worker {
 
     fn complete(&self, ticket: u32, outcome: Outcome) {
         stats::WORKER.answered(match &outcome {
-            Outcome::Response { status, .. } | Outcome::Error { status, .. } => *status,
+            Outcome::Response { status, .. }
+            | Outcome::Error { status, .. }
+            | Outcome::Stream { status, .. } => *status,
         });
         if self.tickets.lock().complete(ticket, outcome) {
             self.completed.lock().push(ticket);
             self.completed_notify.notify_one();
         }
+    }
+
+    /// Writes `ticket`'s id to the pump, which posts the semaphore Lua waits on for
+    /// the next piece of a streamed answer.
+    fn wake(&self, ticket: u32) {
+        self.completed.lock().push(ticket);
+        self.completed_notify.notify_one();
     }
 
     /// The runtime thread stopped: record why and complete its tickets with 503 (the
@@ -477,9 +488,10 @@ impl Worker {
         self.death.get().is_some()
     }
 
-    /// How many runtimes this worker had before this one.
-    pub fn restarts(&self) -> u32 {
-        self.restarts
+    /// How many runtimes this process had before this one (`stats::WORKER` counts
+    /// them).
+    pub fn restarts(&self) -> u64 {
+        stats::WORKER.runtime_restarts()
     }
 
     /// Makes the runtime thread panic outside any request task, as a bug would: for

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+// `super::stream` is `crate::stream`; under loom (loom/src/lib.rs), a model of it.
+use super::stream::{self, Next, Reader};
+
 /// What Lua gets back for a ticket.
 #[derive(Debug)]
 pub enum Outcome {
@@ -29,6 +32,16 @@ pub enum Outcome {
         message: String,
         log: Option<String>,
     },
+    /// The function answered and its body is still coming: status, head and log as for
+    /// `Response`, the body's first bytes, and the reader of the rest. Once lent, the
+    /// ticket stays open for `Tickets::next` until the stream ends.
+    Stream {
+        status: u16,
+        head: Vec<u8>,
+        first: Bytes,
+        log: Option<String>,
+        reader: Reader,
+    },
 }
 
 impl Outcome {
@@ -43,9 +56,21 @@ impl Outcome {
 }
 
 enum Slot {
-    Pending { cancelled: bool },
-    Done { outcome: Outcome, at: Instant },
+    Pending {
+        cancelled: bool,
+    },
+    Done {
+        outcome: Outcome,
+        at: Instant,
+    },
+    /// A streamed answer whose head was lent: Lua reads the rest with `next`.
+    Streaming(Reader),
 }
+
+/// A stream whose bytes or end waited this long for a Lua side that no longer asks is
+/// dropped (its request went away without cancelling). Longer than nginx's default
+/// `send_timeout` (60 s), which bounds each of Lua's flushes to a client that reads.
+pub(crate) const STREAM_ABANDONED_AFTER: Duration = Duration::from_secs(300);
 
 /// Ticket ids are u32 so that Lua handles them as plain numbers.
 #[derive(Default)]
@@ -61,6 +86,7 @@ pub enum Peek<'a> {
     Unknown,
     Pending,
     Done(&'a Outcome),
+    Streaming,
 }
 
 impl Tickets {
@@ -109,6 +135,7 @@ impl Tickets {
             None => Peek::Unknown,
             Some(Slot::Pending { .. }) => Peek::Pending,
             Some(Slot::Done { outcome, .. }) => Peek::Done(outcome),
+            Some(Slot::Streaming(_)) => Peek::Streaming,
         }
     }
 
@@ -117,15 +144,50 @@ impl Tickets {
     }
 
     /// The outcome of a finished ticket, which is forgotten; `None` (and nothing
-    /// changes) when it is unknown or still pending.
+    /// changes) when it is unknown or still pending. A streamed outcome comes without
+    /// its reader (`Outcome::Stream`'s `reader` is then a closed one): the ticket stays
+    /// open, for `next`, until the stream ends.
     pub fn take(&mut self, id: u32) -> Option<Outcome> {
         if !matches!(self.slots.get(&id), Some(Slot::Done { .. })) {
             return None;
         }
         match self.slots.remove(&id) {
+            Some(Slot::Done {
+                outcome:
+                    Outcome::Stream {
+                        status,
+                        head,
+                        first,
+                        log,
+                        reader,
+                    },
+                ..
+            }) => {
+                self.slots.insert(id, Slot::Streaming(reader));
+                Some(Outcome::Stream {
+                    status,
+                    head,
+                    first,
+                    log,
+                    reader: stream::closed(),
+                })
+            }
             Some(Slot::Done { outcome, .. }) => Some(outcome),
             _ => None,
         }
+    }
+
+    /// The next piece of a streamed answer whose head was taken (`None`: the ticket is
+    /// not streaming). The ticket is forgotten once the stream has ended.
+    pub fn next(&mut self, id: u32) -> Option<Next> {
+        let Some(Slot::Streaming(reader)) = self.slots.get(&id) else {
+            return None;
+        };
+        let next = reader.next();
+        if let Next::End(_) = next {
+            self.slots.remove(&id);
+        }
+        Some(next)
     }
 
     /// Lua no longer waits: drop the outcome now or as soon as it arrives.
@@ -135,7 +197,8 @@ impl Tickets {
                 *cancelled = true;
                 true
             }
-            Some(Slot::Done { .. }) => {
+            // Dropping a reader cancels its stream: the function's connection closes.
+            Some(Slot::Done { .. } | Slot::Streaming(_)) => {
                 self.slots.remove(&id);
                 true
             }
@@ -169,17 +232,25 @@ impl Tickets {
                 failed += 1;
                 true
             }
+            Slot::Streaming(reader) => {
+                if let Outcome::Error { message, .. } = outcome() {
+                    reader.fail(message);
+                }
+                true
+            }
             Slot::Done { .. } => true,
         });
         failed
     }
 
-    /// Drops outcomes that were not taken within `max_age`.
+    /// Drops outcomes that were not taken within `max_age`, and streams abandoned for
+    /// [`STREAM_ABANDONED_AFTER`].
     pub fn expire(&mut self, now: Instant, max_age: Duration) -> usize {
         let before = self.slots.len();
         self.slots.retain(|_, slot| match slot {
             Slot::Done { at, .. } => now.duration_since(*at) < max_age,
             Slot::Pending { .. } => true,
+            Slot::Streaming(reader) => !reader.abandoned(now, STREAM_ABANDONED_AFTER),
         });
         before - self.slots.len()
     }
@@ -249,6 +320,61 @@ mod tests {
         assert_eq!(status(t.peek(pending)), 503);
         t.restart();
         assert!(t.try_open().is_some());
+    }
+
+    #[test]
+    fn a_streamed_outcome_keeps_its_ticket_until_the_stream_ends() {
+        let mut t = Tickets::default();
+        let id = t.open();
+        let (_chan, reader) = crate::stream::channel();
+        let outcome = Outcome::Stream {
+            status: 200,
+            head: Vec::new(),
+            first: Bytes::from_static(b"first"),
+            log: None,
+            reader,
+        };
+        assert!(t.complete(id, outcome));
+        assert!(
+            t.next(id).is_none(),
+            "not streaming before its head is taken"
+        );
+        assert!(matches!(t.take(id), Some(Outcome::Stream { .. })));
+        assert!(matches!(t.peek(id), Peek::Streaming));
+        assert!(t.take(id).is_none(), "the head is taken once");
+        assert_eq!(t.next(id), Some(Next::Again));
+        // Abandoned only once something waited for a Lua side that stopped asking.
+        let later = Instant::now() + STREAM_ABANDONED_AFTER * 2;
+        assert_eq!(t.expire(later, Duration::from_secs(60)), 0);
+        assert!(
+            t.cancel(id),
+            "cancelling drops the reader, which cancels the stream"
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn stopping_fails_a_stream_with_the_cause() {
+        let mut t = Tickets::default();
+        let id = t.open();
+        let (_chan, reader) = crate::stream::channel();
+        t.complete(
+            id,
+            Outcome::Stream {
+                status: 200,
+                head: Vec::new(),
+                first: Bytes::new(),
+                log: None,
+                reader,
+            },
+        );
+        drop(t.take(id));
+        t.stop(|| Outcome::error(503, "stopped"));
+        assert_eq!(
+            t.next(id),
+            Some(Next::End(crate::stream::End::Failed("stopped".into())))
+        );
+        assert!(t.is_empty(), "forgotten at its end");
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //! thread; the pool's lock is contended by the nginx thread only when it reads the
 //! stats (about once a second).
 
+mod h2;
 mod proxy;
 mod tls;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
@@ -21,9 +22,11 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 use rustls::pki_types::ServerName;
 use rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -44,6 +47,8 @@ pub struct Endpoint {
     pub ssl_verify: bool,
     /// `proxy_url`: connections go through this forward proxy.
     pub proxy: Option<Proxy>,
+    /// `http2`: offer h2 by ALPN and multiplex calls on it (TLS endpoints only).
+    pub http2: bool,
 }
 
 impl fmt::Display for Endpoint {
@@ -150,14 +155,16 @@ impl Drop for Active {
 
 /// The most a function's response head (status line and headers) may take: 64 KiB, the
 /// same order as nginx's proxy buffers (`proxy_buffer_size` 4-8 KiB, `proxy_buffers`
-/// 8 x 4-8 KiB). A larger head is refused (502); its number of lines is not limited.
+/// 8 x 4-8 KiB). A larger head is refused (502), and so is one of more than
+/// [`MAX_HEAD_LINES`] lines.
 pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// hyper counts header lines too (100 by default): allow as many as a head of
-/// [`MAX_HEAD_BYTES`] can hold (the shortest line, `a:\n`, is 3 bytes), so the size is
-/// the only bound. hyper then parses into a heap array of this many slots per response,
-/// left uninitialised past the lines actually received.
-pub(crate) const MAX_HEAD_LINES: usize = MAX_HEAD_BYTES / 3;
+/// hyper counts header lines too (100 by default), and parses every response into two
+/// heap arrays of this many 32-byte slots. At `MAX_HEAD_BYTES / 3` (every line a head of
+/// 64 KiB can hold) that was 2 x 700 KB per response: under load the runtime thread's
+/// heap grew and was trimmed again (`madvise`, then page faults). 1024 lines keep a
+/// response with 1000 headers (t/55-bad-input.t TEST 18) and cost 2 x 32 KB.
+pub(crate) const MAX_HEAD_LINES: usize = 1024;
 
 struct Idle<C> {
     conn: C,
@@ -170,6 +177,8 @@ struct Idle<C> {
 /// that stay at the front are the ones the load does not need.
 struct IdleList<C> {
     conns: VecDeque<Idle<C>>,
+    /// The endpoint's HTTP/2 connections, with `http2`.
+    h2: h2::H2List,
     /// `keepalive_pool` of the route that checked in last.
     cap: usize,
     counters: Arc<EndpointCounters>,
@@ -180,6 +189,7 @@ impl<C> Default for IdleList<C> {
     fn default() -> Self {
         Self {
             conns: VecDeque::new(),
+            h2: h2::H2List::default(),
             cap: 0,
             counters: Arc::default(),
             last_used: Instant::now(),
@@ -239,7 +249,9 @@ impl<C> IdleList<C> {
 /// `keepalive_timeout` ends every idle connection.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<Endpoint, IdleList<Conn>>>,
+    // Looked up twice per request (checkout, checkin): FxHash, not SipHash, since the
+    // keys come from the configuration, not from clients.
+    idle: Mutex<FxHashMap<Endpoint, IdleList<Conn>>>,
 }
 
 /// A connection to the function: hyper's sender, and whether any byte of an answer
@@ -247,6 +259,34 @@ pub struct Pool {
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
     answered: Arc<AtomicBool>,
+}
+
+/// What a call sends on: a connection of its own (and whether it was pooled), or a
+/// stream on a shared HTTP/2 connection.
+enum Lease {
+    H1(Conn, bool),
+    H2(h2::H2Stream),
+}
+
+/// A new connection, in the protocol ALPN chose.
+enum Connected {
+    H1(Conn),
+    H2(h2::Sender),
+}
+
+/// An HTTP/2 endpoint's connect in progress; dropped before it ends (failed, or the
+/// call was given up), it lets the waiting calls check out again.
+struct PendingConnect<'a> {
+    pool: &'a Pool,
+    ep: &'a Endpoint,
+}
+
+impl Drop for PendingConnect<'_> {
+    fn drop(&mut self) {
+        if let Some(list) = self.pool.idle.lock().get_mut(self.ep) {
+            list.h2.connect_failed();
+        }
+    }
 }
 
 impl Pool {
@@ -262,93 +302,212 @@ impl Pool {
         opts: &Options,
         req: Request<Full<Bytes>>,
     ) -> Result<Response, ClientError> {
-        let result = self.exchange(ep, opts, req).await;
+        let result = match self.exchange(ep, opts, req).await {
+            Ok(answer) => self.collect(ep, opts, answer).await,
+            Err(err) => Err(err),
+        };
         if let Err(err) = &result {
-            stats::WORKER.failed(match err {
-                ClientError::Unreachable(_) | ClientError::Proxy(_) => Failure::Unreachable,
-                ClientError::BadResponse(_) => Failure::BadResponse,
-                ClientError::TooLarge(_) => Failure::TooLarge,
-            });
+            count_failure(err);
         }
         result
     }
 
+    /// Sends `req` and waits for the answer's head. Refuses a Content-Length over
+    /// `opts.max_body` at once (nothing of it is read).
     async fn exchange(
         &self,
         ep: &Endpoint,
         opts: &Options,
         mut req: Request<Full<Bytes>>,
-    ) -> Result<Response, ClientError> {
+    ) -> Result<Answer, ClientError> {
         if let (Some(proxy), false) = (&ep.proxy, ep.tls) {
             proxy::absolute_form(&mut req, proxy);
         }
         let idempotent = is_idempotent(req.method());
         let mut retried = false;
+        // When the first attempt failed: the retry takes a connection opened since.
+        let mut failed_at = None;
         let mut active = None;
         loop {
             // The retry goes on a new connection: others in the pool may be stale too.
-            let (pooled, counters) = self.checkout(ep, retried);
+            let (lease, counters) = self.checkout(ep, opts, failed_at).await;
             let counters = &active.get_or_insert_with(|| Active::new(counters)).0;
-            let (mut conn, reused) = match pooled {
-                Some(conn) => (conn, true),
+            let lease = match lease {
+                Some(lease) => lease,
                 // Boxed: the connect future (TLS handshake included) is large, and
                 // inline it would sit in every request's task, pooled or not, for the
                 // whole call (measured: 4.4 KB -> 2.2 KB per request in flight).
-                None => (Box::pin(connect(ep, counters)).await?, false),
+                None => Box::pin(self.connect_lease(ep, counters)).await?,
             };
-            // A pooled connection can be closed by the function's side just as a
-            // request goes out on it (its idle timeout, a reload): see `retry`.
-            let copy = (reused && idempotent && !retried).then(|| copy_request(&req));
             let sent = Instant::now();
-            let res = match conn.sender.try_send_request(req).await {
-                Ok(res) => {
-                    stats::WORKER.latency.observe(sent.elapsed());
-                    res
-                }
-                Err(mut err) => {
-                    let unsent = err.take_message();
-                    let answered = conn.answered.load(Ordering::Relaxed);
-                    match retry(unsent, copy, retried, answered, err.error()) {
-                        Some(again) => {
-                            req = again;
-                            retried = true;
-                            continue;
+            let (res, lease) = match lease {
+                Lease::H1(mut conn, reused) => {
+                    // A pooled connection can be closed by the function's side just as
+                    // a request goes out on it (its idle timeout, a reload): see `retry`.
+                    let copy = (reused && idempotent && !retried).then(|| copy_request(&req));
+                    match conn.sender.try_send_request(req).await {
+                        Ok(res) => (res, Lease::H1(conn, reused)),
+                        Err(mut err) => {
+                            let unsent = err.take_message();
+                            let answered = conn.answered.load(Ordering::Relaxed);
+                            match retry(unsent, copy, retried, answered, err.error()) {
+                                Some(again) => {
+                                    req = again;
+                                    retried = true;
+                                    failed_at = Some(Instant::now());
+                                    continue;
+                                }
+                                None => return Err(response_error(ep, err.into_error(), retried)),
+                            }
                         }
-                        None => return Err(response_error(ep, err.into_error(), retried)),
+                    }
+                }
+                Lease::H2(mut stream) => {
+                    h2::absolute(&mut req)?;
+                    let copy = (!retried).then(|| copy_request(&req));
+                    match stream.sender.try_send_request(req).await {
+                        Ok(res) => (res, Lease::H2(stream)),
+                        Err(mut err) => {
+                            if !h2::stream_only(err.error()) {
+                                stream.retire();
+                            }
+                            let unsent = err.take_message();
+                            match h2::retry(unsent, copy, retried, idempotent, err.error()) {
+                                Some(mut again) => {
+                                    // The retry may go on HTTP/1.1.
+                                    h2::origin_form(&mut again);
+                                    req = again;
+                                    retried = true;
+                                    failed_at = Some(Instant::now());
+                                    continue;
+                                }
+                                None => return Err(response_error(ep, err.into_error(), retried)),
+                            }
+                        }
                     }
                 }
             };
+            stats::WORKER.latency.observe(sent.elapsed());
             let (parts, body) = res.into_parts();
-            if let Some(len) = content_length(&parts.headers) {
-                if len > opts.max_body {
-                    return Err(ClientError::TooLarge(opts.max_body));
-                }
+            let length = content_length(&parts.headers);
+            if length.is_some_and(|len| len > opts.max_body) {
+                return Err(ClientError::TooLarge(opts.max_body));
             }
-            let limit = usize::try_from(opts.max_body).unwrap_or(usize::MAX);
-            let body = match Limited::new(body, limit).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                    return Err(ClientError::TooLarge(opts.max_body))
-                }
-                Err(err) => {
-                    return Err(ClientError::BadResponse(format!(
-                        "reading the response from {ep} failed: {err}"
-                    )))
-                }
-            };
-            if opts.keepalive && !wants_close(&parts.headers) {
-                self.checkin(ep, conn, opts);
-            }
-            return Ok(Response {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
+            let reuse = opts.keepalive && !wants_close(&parts.headers);
+            return Ok(Answer {
+                parts,
+                length,
                 body,
+                lease,
+                reuse,
+                _active: active,
             });
         }
     }
 
-    /// A pooled connection (none when `fresh`), and the endpoint's counters.
-    fn checkout(&self, ep: &Endpoint, fresh: bool) -> (Option<Conn>, Arc<EndpointCounters>) {
+    /// Reads the whole body of `answer`, refusing more than `opts.max_body` bytes
+    /// without buffering them, and checks the connection back in.
+    async fn collect(
+        &self,
+        ep: &Endpoint,
+        opts: &Options,
+        answer: Answer,
+    ) -> Result<Response, ClientError> {
+        let limit = usize::try_from(opts.max_body).unwrap_or(usize::MAX);
+        let body = match Limited::new(answer.body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                return Err(ClientError::TooLarge(opts.max_body))
+            }
+            Err(err) => {
+                return Err(ClientError::BadResponse(format!(
+                    "reading the response from {ep} failed: {err}"
+                )))
+            }
+        };
+        // An HTTP/2 stream's slot is given back here, when it is dropped.
+        if let (Lease::H1(conn, _), true) = (answer.lease, answer.reuse) {
+            self.checkin(ep, conn, opts);
+        }
+        Ok(Response {
+            status: answer.parts.status.as_u16(),
+            headers: answer.parts.headers,
+            body,
+        })
+    }
+
+    /// Sends `req` and returns the answer's head with a reader of its body, for an
+    /// answer that may be streamed (`crate::stream`). A body with a Content-Length of
+    /// at most `stream::WINDOW` is read whole first, as by [`Pool::send`] (`body` is
+    /// then `Whole`); a Content-Length over `opts.max_body` is refused (502) before any
+    /// of it is read; any other body is left to the reader, unbounded in size.
+    pub async fn send_streaming(
+        &self,
+        ep: &Endpoint,
+        opts: &Options,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(Response, Option<BodyReader<'_>>), ClientError> {
+        let result = match self.exchange(ep, opts, req).await {
+            Ok(answer)
+                if answer
+                    .length
+                    .is_some_and(|n| n <= crate::stream::WINDOW as u64) =>
+            {
+                self.collect(ep, opts, answer).await.map(|res| (res, None))
+            }
+            Ok(answer) => {
+                let head = Response {
+                    status: answer.parts.status.as_u16(),
+                    headers: answer.parts.headers,
+                    body: Bytes::new(),
+                };
+                let reader = BodyReader {
+                    pool: self,
+                    ep: ep.clone(),
+                    opts: opts.clone(),
+                    body: answer.body,
+                    lease: Some(answer.lease),
+                    reuse: answer.reuse,
+                    _active: answer._active,
+                };
+                Ok((head, Some(reader)))
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = &result {
+            count_failure(err);
+        }
+        result
+    }
+
+    /// A pooled connection or an HTTP/2 stream, and the endpoint's counters. None: the
+    /// caller connects. `failed_at`: when the first attempt failed; a retry takes no
+    /// pooled HTTP/1.1 connection, and only an HTTP/2 connection opened since. Over
+    /// HTTP/2 a call waits while another one opens the connection it will share.
+    async fn checkout(
+        &self,
+        ep: &Endpoint,
+        opts: &Options,
+        failed_at: Option<Instant>,
+    ) -> (Option<Lease>, Arc<EndpointCounters>) {
+        loop {
+            match self.try_checkout(ep, opts, failed_at) {
+                Ok(got) => return got,
+                // The connect that notifies runs on this thread, after this: nothing is
+                // missed between the check and the wait.
+                Err(opened) => opened.notified().await,
+            }
+        }
+    }
+
+    /// `checkout` without the wait: Err is the notice to wait for.
+    #[allow(clippy::type_complexity)]
+    fn try_checkout(
+        &self,
+        ep: &Endpoint,
+        opts: &Options,
+        failed_at: Option<Instant>,
+    ) -> Result<(Option<Lease>, Arc<EndpointCounters>), Arc<tokio::sync::Notify>> {
         let now = Instant::now();
         let mut idle = self.idle.lock();
         let list = match idle.get_mut(ep) {
@@ -356,7 +515,15 @@ impl Pool {
             None => idle.entry(ep.clone()).or_default(),
         };
         list.last_used = now;
-        let conn = if fresh {
+        if ep.http2 {
+            match list.h2.checkout(now, failed_at, opts.keepalive_timeout) {
+                h2::Next::Stream(s) => return Ok((Some(Lease::H2(s)), list.counters.clone())),
+                h2::Next::Wait(opened) => return Err(opened),
+                h2::Next::Connect => return Ok((None, list.counters.clone())),
+                h2::Next::Http1 => {}
+            }
+        }
+        let conn = if failed_at.is_some() {
             None
         } else {
             list.pop(now, |c| c.sender.is_ready())
@@ -365,7 +532,37 @@ impl Pool {
             // Idle, so everything read so far was a whole earlier answer.
             conn.answered.store(false, Ordering::Relaxed);
         }
-        (conn, list.counters.clone())
+        Ok((conn.map(|c| Lease::H1(c, true)), list.counters.clone()))
+    }
+
+    /// A new connection. With `http2` this call is the endpoint's one connect (see
+    /// `checkout`): the calls waiting for it share its connection, or connect on their
+    /// own if it failed or the function chose HTTP/1.1.
+    async fn connect_lease(
+        &self,
+        ep: &Endpoint,
+        counters: &EndpointCounters,
+    ) -> Result<Lease, ClientError> {
+        // Ends the connect for the waiting calls even when this one fails or is dropped.
+        let mut pending = ep.http2.then_some(PendingConnect { pool: self, ep });
+        let connected = connect(ep, counters).await?;
+        let now = Instant::now();
+        let mut idle = self.idle.lock();
+        let list = idle.entry(ep.clone()).or_default();
+        // The connect ends here, under the lock (its drop would take the lock again).
+        if let Some(pending) = pending.take() {
+            std::mem::forget(pending);
+        }
+        Ok(match connected {
+            Connected::H1(conn) => {
+                if ep.http2 {
+                    list.h2.refused = true;
+                    list.h2.connect_failed();
+                }
+                Lease::H1(conn, false)
+            }
+            Connected::H2(sender) => Lease::H2(list.h2.connected(sender, now)),
+        })
     }
 
     fn checkin(&self, ep: &Endpoint, conn: Conn, opts: &Options) {
@@ -386,8 +583,10 @@ impl Pool {
         let mut idle = self.idle.lock();
         idle.retain(|_, list| {
             list.sweep(now, |c| c.sender.is_closed());
+            list.h2.sweep(now);
             // Kept while in use, and for a while after, for its counters.
             !list.conns.is_empty()
+                || !list.h2.is_empty()
                 || Arc::strong_count(&list.counters) > 1
                 || now.duration_since(list.last_used) < FORGET_ENDPOINT_AFTER
         });
@@ -401,7 +600,7 @@ impl Pool {
                 let c = &list.counters;
                 let scheme = if ep.tls { "https" } else { "http" };
                 let stats = EndpointStats {
-                    idle: list.conns.len() as u64,
+                    idle: (list.conns.len() + list.h2.idle()) as u64,
                     active: c.active.load(Relaxed),
                     connections_opened: c.opened.load(Relaxed),
                     tls_handshakes_full: c.tls_full.load(Relaxed),
@@ -410,6 +609,78 @@ impl Pool {
                 (format!("{scheme}://{ep}"), stats)
             })
             .collect()
+    }
+}
+
+fn count_failure(err: &ClientError) {
+    stats::WORKER.failed(match err {
+        ClientError::Unreachable(_) | ClientError::Proxy(_) => Failure::Unreachable,
+        ClientError::BadResponse(_) => Failure::BadResponse,
+        ClientError::TooLarge(_) => Failure::TooLarge,
+    });
+}
+
+/// An answer's head, with its body still to read on `lease`.
+struct Answer {
+    parts: http::response::Parts,
+    length: Option<u64>,
+    body: Incoming,
+    lease: Lease,
+    /// Whether `lease` may go back to the pool once the body was read.
+    reuse: bool,
+    _active: Option<Active>,
+}
+
+/// The body of a streamed answer, read as it arrives. At its end an HTTP/1.1
+/// connection goes back to the pool (when it may); dropped before that, the connection
+/// is closed (an HTTP/2 stream is reset), so a stream that Lua gave up leaves nothing
+/// behind.
+pub struct BodyReader<'a> {
+    pool: &'a Pool,
+    ep: Endpoint,
+    opts: Options,
+    body: Incoming,
+    lease: Option<Lease>,
+    reuse: bool,
+    _active: Option<Active>,
+}
+
+impl crate::stream::Source for BodyReader<'_> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, String>>> {
+        loop {
+            return match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Poll::Ready(Some(Ok(data))),
+                    // Trailers: nginx cannot pass them on from here.
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Err(err))) => {
+                    stats::WORKER.failed(Failure::BadResponse);
+                    self.lease = None;
+                    // hyper's own text is generic ("error reading a body from
+                    // connection"): the causes below it say what happened.
+                    let mut cause = err.to_string();
+                    let mut source = std::error::Error::source(&err);
+                    while let Some(inner) = source {
+                        cause.push_str(": ");
+                        cause.push_str(&inner.to_string());
+                        source = inner.source();
+                    }
+                    Poll::Ready(Some(Err(format!(
+                        "reading the response from {} failed: {cause}",
+                        self.ep
+                    ))))
+                }
+                Poll::Ready(None) => {
+                    // An HTTP/2 stream's slot is given back when it is dropped.
+                    if let (Some(Lease::H1(conn, _)), true) = (self.lease.take(), self.reuse) {
+                        self.pool.checkin(&self.ep, conn, &self.opts);
+                    }
+                    Poll::Ready(None)
+                }
+            };
+        }
     }
 }
 
@@ -500,10 +771,14 @@ fn response_error(ep: &Endpoint, err: hyper::Error, retried: bool) -> ClientErro
     } else {
         ""
     };
-    ClientError::BadResponse(format!("request to {ep} failed{again}: {err}"))
+    // hyper says only "http2 error": the reason (a reset, a GOAWAY) is in h2's error.
+    match h2::cause(&err) {
+        Some(h2) => ClientError::BadResponse(format!("request to {ep} failed{again}: {err}: {h2}")),
+        None => ClientError::BadResponse(format!("request to {ep} failed{again}: {err}")),
+    }
 }
 
-async fn connect(ep: &Endpoint, counters: &EndpointCounters) -> Result<Conn, ClientError> {
+async fn connect(ep: &Endpoint, counters: &EndpointCounters) -> Result<Connected, ClientError> {
     let unreachable = |what: &str, err: &dyn fmt::Display| {
         ClientError::Unreachable(format!("{what} {ep} failed: {err}"))
     };
@@ -521,14 +796,14 @@ async fn connect(ep: &Endpoint, counters: &EndpointCounters) -> Result<Conn, Cli
     // Requests are written in one go; Nagle would only delay them.
     let _ = tcp.set_nodelay(true);
     if !ep.tls {
-        return handshake(ep, tcp).await;
+        return handshake(ep, tcp).await.map(Connected::H1);
     }
     let tcp = match &ep.proxy {
         // TLS with the function runs inside the tunnel, verified against its name.
         Some(p) => proxy::tunnel(ep, p, tcp).await?,
         None => tcp,
     };
-    let config = tls::config(ep.ssl_verify).map_err(|e| unreachable("TLS to", &e))?;
+    let config = tls::config(ep.ssl_verify, ep.http2).map_err(|e| unreachable("TLS to", &e))?;
     let name = ServerName::try_from(ep.host.clone()).map_err(|e| unreachable("TLS to", &e))?;
     let stream = TlsConnector::from(config)
         .connect(name, tcp)
@@ -541,7 +816,10 @@ async fn connect(ep: &Endpoint, counters: &EndpointCounters) -> Result<Conn, Cli
         &counters.tls_full
     };
     kind.fetch_add(1, Relaxed);
-    handshake(ep, stream).await
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        return h2::handshake(ep, stream).await.map(Connected::H2);
+    }
+    handshake(ep, stream).await.map(Connected::H1)
 }
 
 async fn handshake<T>(ep: &Endpoint, io: T) -> Result<Conn, ClientError>
@@ -759,6 +1037,7 @@ mod tests {
             port,
             ssl_verify: true,
             proxy: None,
+            http2: false,
         };
         let opts = Options {
             keepalive: true,

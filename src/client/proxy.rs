@@ -158,6 +158,7 @@ mod tests {
                 port: 443,
                 ssl_verify: true,
                 proxy: Some(proxy.clone()),
+                http2: false,
             };
             let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             let outcome = tunnel(&ep, &proxy, tcp)

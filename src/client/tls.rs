@@ -28,7 +28,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn build(verify: bool) -> Result<Arc<ClientConfig>, String> {
+fn build(verify: bool, h2: bool) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup failed: {e}"))?;
@@ -46,17 +46,22 @@ fn build(verify: bool) -> Result<Arc<ClientConfig>, String> {
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
             .with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     config.resumption = Resumption::store(Arc::new(SessionStore::default()));
     Ok(Arc::new(config))
 }
 
-/// The shared configuration for `ssl_verify` on or off; the root store is read once.
-pub fn config(verify: bool) -> Result<Arc<ClientConfig>, String> {
-    static VERIFY: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    static NO_VERIFY: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    let cell = if verify { &VERIFY } else { &NO_VERIFY };
-    cell.get_or_init(|| build(verify)).clone()
+/// The shared configuration for `ssl_verify` on or off, offering h2 by ALPN or not;
+/// the root store is read once for each.
+pub fn config(verify: bool, h2: bool) -> Result<Arc<ClientConfig>, String> {
+    type Cell = OnceLock<Result<Arc<ClientConfig>, String>>;
+    static CONFIGS: [Cell; 4] = [Cell::new(), Cell::new(), Cell::new(), Cell::new()];
+    let cell = &CONFIGS[usize::from(verify) * 2 + usize::from(h2)];
+    cell.get_or_init(|| build(verify, h2)).clone()
 }
 
 #[derive(Default)]

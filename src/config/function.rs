@@ -29,6 +29,26 @@ pub struct InvokeConfig {
     pub function_error_status: u16,
     /// `log_type: Tail`.
     pub log_tail: bool,
+    pub invoke_mode: InvokeMode,
+}
+
+/// `invoke_mode`: which Invoke API operation is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvokeMode {
+    /// `Invoke`: the whole payload in one answer.
+    Buffered,
+    /// `InvokeWithResponseStream`: the payload as event-stream `PayloadChunk`s.
+    ResponseStream,
+}
+
+impl InvokeMode {
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        match value {
+            "buffered" => Some(Self::Buffered),
+            "response_stream" => Some(Self::ResponseStream),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

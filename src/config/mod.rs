@@ -14,7 +14,9 @@ mod schema;
 mod validate;
 
 pub use endpoint::Endpoint;
-pub use function::{default_endpoint, FunctionRef, InvocationType, InvokeConfig, PayloadFormat};
+pub use function::{
+    default_endpoint, FunctionRef, InvocationType, InvokeConfig, InvokeMode, PayloadFormat,
+};
 pub use plugin::{Iam, PluginConfig};
 pub use proxy::Proxy;
 pub use schema::{schema, SCHEMA_JSON};

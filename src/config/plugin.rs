@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::endpoint::{self, Endpoint};
-use super::function::{self, InvocationType, InvokeConfig, PayloadFormat};
+use super::function::{self, InvocationType, InvokeConfig, InvokeMode, PayloadFormat};
 use super::proxy::{self, Proxy};
 use super::validate::check;
 
@@ -58,10 +58,14 @@ pub struct PluginConfig {
     pub apikey: Option<String>,
     pub iam: Option<Iam>,
     pub timeout: Duration,
+    /// `stream_idle_timeout`: the longest silence within a streamed answer's body.
+    pub stream_idle_timeout: Duration,
     pub ssl_verify: bool,
     pub keepalive: bool,
     pub keepalive_timeout: Duration,
     pub keepalive_pool: usize,
+    /// `http2`: offer h2 to an https function (see client::Endpoint).
+    pub http2: bool,
     pub max_req_body_size: u64,
     pub max_resp_body_size: u64,
     /// Extra names never signed, lowercased; a trailing `*` is a prefix match.
@@ -79,10 +83,12 @@ impl fmt::Debug for PluginConfig {
             .field("apikey", &self.apikey.as_ref().map(|_| "<redacted>"))
             .field("iam", &self.iam)
             .field("timeout", &self.timeout)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
             .field("ssl_verify", &self.ssl_verify)
             .field("keepalive", &self.keepalive)
             .field("keepalive_timeout", &self.keepalive_timeout)
             .field("keepalive_pool", &self.keepalive_pool)
+            .field("http2", &self.http2)
             .field("max_req_body_size", &self.max_req_body_size)
             .field("max_resp_body_size", &self.max_resp_body_size)
             .field("unsigned_headers", &self.unsigned_headers)
@@ -173,11 +179,13 @@ impl PluginConfig {
             apikey,
             iam,
             timeout: Duration::from_millis(integer(&conf, "timeout")?),
+            stream_idle_timeout: Duration::from_millis(integer(&conf, "stream_idle_timeout")?),
             ssl_verify: boolean(&conf, "ssl_verify")?,
             keepalive: boolean(&conf, "keepalive")?,
             keepalive_timeout: Duration::from_millis(integer(&conf, "keepalive_timeout")?),
             keepalive_pool: usize::try_from(integer(&conf, "keepalive_pool")?)
                 .unwrap_or(usize::MAX),
+            http2: boolean(&conf, "http2")?,
             max_req_body_size: integer(&conf, "max_req_body_size")?,
             max_resp_body_size: integer(&conf, "max_resp_body_size")?,
             unsigned_headers,
@@ -224,6 +232,10 @@ fn invoke_config(conf: &Value) -> Result<InvokeConfig, String> {
         payload_format,
         function_error_status,
         log_tail: opt("log_type")?.as_deref() == Some("Tail"),
+        invoke_mode: match opt("invoke_mode")? {
+            Some(m) => InvokeMode::parse(&m).ok_or_else(|| unexpected(&["invoke_mode"]))?,
+            None => InvokeMode::Buffered,
+        },
     })
 }
 
@@ -298,6 +310,7 @@ mod tests {
         assert!(cfg.keepalive);
         assert_eq!(cfg.keepalive_timeout, Duration::from_millis(60000));
         assert_eq!(cfg.keepalive_pool, 5);
+        assert!(cfg.http2);
         assert_eq!(cfg.max_req_body_size, 67108864);
         assert_eq!(cfg.max_resp_body_size, 20971520);
         assert!(cfg.unsigned_headers.is_empty());
@@ -350,6 +363,7 @@ mod tests {
             "keepalive": false,
             "keepalive_timeout": 1000.0,
             "keepalive_pool": 64.0,
+            "http2": false,
             "max_req_body_size": 1024,
             "max_resp_body_size": 2048.0,
             "unsigned_headers": ["X-Debug-*", "X-Trace"],
@@ -364,6 +378,7 @@ mod tests {
         assert!(!cfg.ssl_verify && !cfg.keepalive);
         assert_eq!(cfg.keepalive_timeout, Duration::from_secs(1));
         assert_eq!(cfg.keepalive_pool, 64);
+        assert!(!cfg.http2);
         assert_eq!(cfg.max_req_body_size, 1024);
         assert_eq!(cfg.max_resp_body_size, 2048);
         assert_eq!(cfg.unsigned_headers, ["x-debug-*", "x-trace"]);

@@ -279,11 +279,12 @@ fn semantic(conf: &Value) -> Result<(), String> {
 }
 
 /// Properties that only the Invoke API mode (`function_name`) reads.
-const INVOKE_ONLY: [&str; 7] = [
+const INVOKE_ONLY: [&str; 8] = [
     "qualifier",
     "aws_region",
     "invoke_endpoint",
     "invocation_type",
+    "invoke_mode",
     "payload_format",
     "function_error_status",
     "log_type",
@@ -349,6 +350,17 @@ fn target(conf: &Value) -> Result<(), String> {
     }
     if let Some(uri) = text("invoke_endpoint") {
         endpoint::parse(uri).map_err(|why| prop("invoke_endpoint", why.to_owned()))?;
+    }
+    // InvokeWithResponseStream takes RequestResponse and DryRun only (its
+    // ResponseStreamingInvocationType); LogType is None or Tail as for Invoke.
+    if let (Some("response_stream"), Some("Event")) = (text("invoke_mode"), text("invocation_type"))
+    {
+        return Err(prop(
+            "invocation_type",
+            "Event cannot be used with invoke_mode \"response_stream\": \
+             InvokeWithResponseStream takes RequestResponse or DryRun"
+                .to_owned(),
+        ));
     }
     Ok(())
 }
@@ -557,18 +569,21 @@ mod tests {
             list,
             [
                 injected(&["timeout"], json!(3000)),
+                injected(&["stream_idle_timeout"], json!(60000)),
                 injected(&["ssl_verify"], json!(true)),
                 injected(&["keepalive"], json!(true)),
                 injected(&["keepalive_timeout"], json!(60000)),
                 injected(&["keepalive_pool"], json!(5)),
+                injected(&["http2"], json!(true)),
                 injected(&["max_req_body_size"], json!(67108864)),
                 injected(&["max_resp_body_size"], json!(20971520)),
             ]
         );
         assert_eq!(
             conf,
-            json!({"function_uri": URI, "timeout": 3000, "ssl_verify": true, "keepalive": true,
-                   "keepalive_timeout": 60000, "keepalive_pool": 5,
+            json!({"function_uri": URI, "timeout": 3000, "stream_idle_timeout": 60000,
+                   "ssl_verify": true, "keepalive": true,
+                   "keepalive_timeout": 60000, "keepalive_pool": 5, "http2": true,
                    "max_req_body_size": 67108864, "max_resp_body_size": 20971520})
         );
     }
@@ -597,9 +612,9 @@ mod tests {
 
     #[test]
     fn keeps_present_values_and_unknown_properties() {
-        let conf = json!({"function_uri": URI, "timeout": 100, "ssl_verify": false,
-            "keepalive": false, "keepalive_timeout": 1000, "keepalive_pool": 1,
-            "max_req_body_size": 1, "max_resp_body_size": 1, "unsigned_headers": [],
+        let conf = json!({"function_uri": URI, "timeout": 100, "stream_idle_timeout": 100,
+            "ssl_verify": false, "keepalive": false, "keepalive_timeout": 1000, "keepalive_pool": 1,
+            "http2": false, "max_req_body_size": 1, "max_resp_body_size": 1, "unsigned_headers": [],
             "authorization": {"iam": {"accesskey": "a", "secretkey": "s",
                                       "aws_region": "eu-west-1", "service": "lambda"}},
             "_meta": {"disable": false}, "extra": [1, 2]});
@@ -658,6 +673,11 @@ mod tests {
                 "keepalive",
                 json!(1),
                 "wrong type: expected boolean, got number",
+            ),
+            (
+                "http2",
+                json!("on"),
+                "wrong type: expected boolean, got string",
             ),
             (
                 "authorization",

@@ -17,8 +17,8 @@ mod route;
 mod worker;
 
 pub use request::{
-    awsl_request_submit, awsl_ticket_cancel, awsl_ticket_lend, awsl_ticket_release,
-    awsl_ticket_take, AwslOutcome, AwslRequest, AwslResponse,
+    awsl_request_submit, awsl_stream_next, awsl_ticket_cancel, awsl_ticket_lend,
+    awsl_ticket_release, awsl_ticket_take, AwslChunk, AwslOutcome, AwslRequest, AwslResponse,
 };
 pub use route::{awsl_route_free, AwslRoute};
 pub use worker::{awsl_worker_check, awsl_worker_close_socket, awsl_worker_start};
@@ -32,6 +32,8 @@ pub const AWSL_OK: c_int = 0;
 pub const AWSL_ERROR: c_int = -1;
 /// Not finished yet: wait for the ticket on the pump and ask again.
 pub const AWSL_AGAIN: c_int = -2;
+/// A streamed body ended (`awsl_stream_next`).
+pub const AWSL_DONE: c_int = -4;
 /// Unknown ticket (taken, cancelled or expired).
 pub const AWSL_DECLINED: c_int = -5;
 /// The caller's buffer is too small; the needed sizes are in the out struct.

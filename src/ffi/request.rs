@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use super::{guard, slice, write_errbuf, AwslRoute};
-use super::{AWSL_AGAIN, AWSL_DEAD, AWSL_DECLINED, AWSL_ERROR, AWSL_OK, AWSL_TOO_SMALL};
+use super::{AWSL_AGAIN, AWSL_DEAD, AWSL_DECLINED, AWSL_DONE, AWSL_ERROR, AWSL_OK, AWSL_TOO_SMALL};
 use crate::bridge::{self, tickets::Outcome, tickets::Peek};
 use crate::invoke::{Body, Incoming};
+use crate::stream::{End, Next};
 
 /// The client's request, as borrowed Lua strings (pointer plus length). Filled by the
 /// caller for each request; every byte is copied before `awsl_request_submit` returns.
@@ -34,9 +35,10 @@ pub struct AwslRequest {
     pub body_file: *const c_char,
     pub body_file_len: usize,
     /// Only for routes that send an event (`route_new` says which): the raw request
-    /// path, client address, request id, protocol, host, `$time_local`, start time in
-    /// milliseconds and the route's path pattern, then path parameter names and
-    /// values, each followed by a NUL byte. `context_len` 0 sends none.
+    /// URI (`$request_uri`, its query is ignored), client address, request id,
+    /// protocol, host, start time in milliseconds and the route's path pattern, then
+    /// path parameter names and values, each followed by a NUL byte. `context_len` 0
+    /// sends none.
     pub context: *const c_char,
     pub context_len: usize,
 }
@@ -54,6 +56,9 @@ pub struct AwslResponse {
     pub head_len: usize,
     pub body_len: usize,
     pub log_len: usize,
+    /// 1 when the body is streamed: the `body_len` bytes are its first bytes, and
+    /// `awsl_stream_next` gives the rest.
+    pub more: c_int,
 }
 
 /// An outcome lent by `awsl_ticket_lend`: pointers into the library's own copy of it,
@@ -70,7 +75,22 @@ pub struct AwslOutcome {
     pub body_len: usize,
     pub log: *const c_char,
     pub log_len: usize,
+    /// 1 when the body is streamed: `body` holds its first bytes (maybe none), and
+    /// `awsl_stream_next` gives the rest.
+    pub more: c_int,
 }
+
+/// A piece of a streamed body lent by `awsl_stream_next`, valid until the next
+/// `awsl_stream_next` or `awsl_ticket_release` call.
+#[repr(C)]
+pub struct AwslChunk {
+    pub data: *const c_char,
+    pub len: usize,
+}
+
+/// The piece `awsl_stream_next` lent last (nginx thread only, copied out before any
+/// yield, like `LENT`).
+static LENT_CHUNK: parking_lot::Mutex<Option<Bytes>> = parking_lot::const_mutex(None);
 
 /// The outcome `awsl_ticket_lend` lent last, kept until the next lend or release. Only
 /// the nginx thread lends, one outcome at a time, and copies it out before anything
@@ -190,11 +210,11 @@ pub unsafe extern "C" fn awsl_ticket_take(
         };
         let mut tickets = worker.tickets().lock();
         let outcome = match tickets.peek(ticket) {
-            Peek::Unknown => return AWSL_DECLINED,
+            Peek::Unknown | Peek::Streaming => return AWSL_DECLINED,
             Peek::Pending => return AWSL_AGAIN,
             Peek::Done(outcome) => outcome,
         };
-        let (status, is_error, head, body, log) = parts(outcome);
+        let (status, is_error, head, body, log, more) = parts(outcome);
         // SAFETY: `out` is not NULL and points to an `AwslResponse` (the caller's contract).
         unsafe {
             *out = AwslResponse {
@@ -203,6 +223,7 @@ pub unsafe extern "C" fn awsl_ticket_take(
                 head_len: head.len(),
                 body_len: body.len(),
                 log_len: log.len(),
+                more,
             }
         };
         let needed = head.len() + body.len() + log.len();
@@ -220,27 +241,40 @@ pub unsafe extern "C" fn awsl_ticket_take(
                 at += part.len();
             }
         }
-        tickets.remove(ticket);
+        if more == 0 {
+            tickets.remove(ticket);
+        } else {
+            // The ticket stays open for `awsl_stream_next`.
+            drop(tickets.take(ticket));
+        }
         AWSL_OK
     })
 }
 
 /// An outcome as the C ABI hands it over: status, whether it is an error (then the
-/// body is the message), head, body and log tail.
-fn parts(outcome: &Outcome) -> (u16, c_int, &[u8], &[u8], &[u8]) {
-    let (status, is_error, head, body, log) = match outcome {
+/// body is the message), head, body (or a stream's first bytes), log tail, and whether
+/// the body is streamed.
+fn parts(outcome: &Outcome) -> (u16, c_int, &[u8], &[u8], &[u8], c_int) {
+    let (status, is_error, head, body, log, more) = match outcome {
         Outcome::Response {
             status,
             head,
             body,
             log,
-        } => (*status, 0, head, &body[..], log),
+        } => (*status, 0, head, &body[..], log, 0),
         Outcome::Error {
             status,
             head,
             message,
             log,
-        } => (*status, 1, head, message.as_bytes(), log),
+        } => (*status, 1, head, message.as_bytes(), log, 0),
+        Outcome::Stream {
+            status,
+            head,
+            first,
+            log,
+            ..
+        } => (*status, 0, head, &first[..], log, 1),
     };
     (
         status,
@@ -248,6 +282,7 @@ fn parts(outcome: &Outcome) -> (u16, c_int, &[u8], &[u8], &[u8]) {
         head,
         body,
         log.as_deref().unwrap_or_default().as_bytes(),
+        more,
     )
 }
 
@@ -278,7 +313,7 @@ pub unsafe extern "C" fn awsl_ticket_lend(ticket: u32, out: *mut AwslOutcome) ->
         let outcome = {
             let mut tickets = worker.tickets().lock();
             match tickets.peek(ticket) {
-                Peek::Unknown => return AWSL_DECLINED,
+                Peek::Unknown | Peek::Streaming => return AWSL_DECLINED,
                 Peek::Pending => return AWSL_AGAIN,
                 Peek::Done(_) => {}
             }
@@ -290,7 +325,7 @@ pub unsafe extern "C" fn awsl_ticket_lend(ticket: u32, out: *mut AwslOutcome) ->
         let mut lent = LENT.lock();
         // The previous loan ends here: its memory is freed with the lock held.
         let outcome = lent.insert(outcome);
-        let (status, is_error, head, body, log) = parts(outcome);
+        let (status, is_error, head, body, log, more) = parts(outcome);
         let view = AwslOutcome {
             status: c_int::from(status),
             is_error,
@@ -300,6 +335,7 @@ pub unsafe extern "C" fn awsl_ticket_lend(ticket: u32, out: *mut AwslOutcome) ->
             body_len: body.len(),
             log: log.as_ptr().cast(),
             log_len: log.len(),
+            more,
         };
         // SAFETY: `out` is not NULL and valid for writes (the caller's contract); the
         // pointers written stay valid while `LENT` holds this outcome.
@@ -308,8 +344,8 @@ pub unsafe extern "C" fn awsl_ticket_lend(ticket: u32, out: *mut AwslOutcome) ->
     })
 }
 
-/// Ends the loan of the last `awsl_ticket_lend` (frees the outcome now rather than at
-/// the next lend, so that a large body is not kept).
+/// Ends the loans of the last `awsl_ticket_lend` and `awsl_stream_next` (frees them
+/// now rather than at the next call, so that a large body is not kept).
 ///
 /// # Panics
 /// Never.
@@ -317,7 +353,82 @@ pub unsafe extern "C" fn awsl_ticket_lend(ticket: u32, out: *mut AwslOutcome) ->
 pub extern "C" fn awsl_ticket_release() -> c_int {
     guard(|| {
         drop(LENT.lock().take());
+        drop(LENT_CHUNK.lock().take());
         AWSL_OK
+    })
+}
+
+/// The next piece of the streamed body of `ticket`, whose outcome was lent or taken
+/// with `more` = 1.
+///
+/// Returns `AWSL_OK` with a piece (never empty) lent in `*out`; `AWSL_AGAIN` when none
+/// is there yet: wait for the ticket's id on the pump, then ask again; `AWSL_DONE` at
+/// the body's end, with what the function logged (its log tail, for the error log at
+/// info level) in `err` (`*err_len` 0 when nothing); `AWSL_ERROR` when the body broke
+/// off (the cause, for the error log, in `err`: the function closed or reset the
+/// connection, or stayed silent for `stream_idle_timeout`); `AWSL_DECLINED` for a
+/// ticket that is not streaming. After
+/// `AWSL_DONE` and `AWSL_ERROR` the ticket is forgotten; `awsl_ticket_cancel` ends a
+/// stream early (and closes the function's connection).
+///
+/// Lend only after the previous piece was written out: the library reads more from
+/// the function only while less than 64 KiB waits here (backpressure).
+///
+/// # Safety
+/// `out` is valid for writes; `err` is valid for `*err_len` bytes.
+/// # Lifetimes
+/// The piece in `*out` stays valid until this function or `awsl_ticket_release` is
+/// called again; never across a yield of the calling coroutine.
+/// # Panics
+/// Never.
+#[no_mangle]
+pub unsafe extern "C" fn awsl_stream_next(
+    ticket: u32,
+    out: *mut AwslChunk,
+    err: *mut c_char,
+    err_len: *mut usize,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            // SAFETY: the caller's contract: `err` is valid for `*err_len` bytes.
+            unsafe { write_errbuf("NULL argument", err, err_len) };
+            return AWSL_ERROR;
+        }
+        let Some(worker) = bridge::current() else {
+            return AWSL_DECLINED;
+        };
+        let next = worker.tickets().lock().next(ticket);
+        match next {
+            None => AWSL_DECLINED,
+            Some(Next::Again) => AWSL_AGAIN,
+            Some(Next::End(end @ (End::Done | End::Logged(_)))) => {
+                let log = match &end {
+                    End::Logged(log) => log.as_str(),
+                    _ => "",
+                };
+                // SAFETY: the caller's contract: `err` is valid for `*err_len` bytes.
+                unsafe { write_errbuf(log, err, err_len) };
+                AWSL_DONE
+            }
+            Some(Next::End(End::Failed(cause))) => {
+                // SAFETY: the caller's contract: `err` is valid for `*err_len` bytes.
+                unsafe { write_errbuf(&cause, err, err_len) };
+                AWSL_ERROR
+            }
+            Some(Next::Chunk(chunk)) => {
+                let mut lent = LENT_CHUNK.lock();
+                let chunk = lent.insert(chunk);
+                // SAFETY: `out` is not NULL and valid for writes (the caller's
+                // contract); the pointer stays valid while `LENT_CHUNK` holds the piece.
+                unsafe {
+                    out.write(AwslChunk {
+                        data: chunk.as_ptr().cast(),
+                        len: chunk.len(),
+                    })
+                };
+                AWSL_OK
+            }
+        }
     })
 }
 
@@ -432,6 +543,7 @@ mod tests {
             head_len: 0,
             body_len: 0,
             log_len: 0,
+            more: 0,
         };
         // SAFETY: `out` is valid; a zero-length NULL buffer is allowed.
         let rc = unsafe { awsl_ticket_take(u32::MAX - 7, &mut out, std::ptr::null_mut(), 0) };
@@ -484,6 +596,7 @@ mod tests {
             head_len: 0,
             body_len: 0,
             log_len: 0,
+            more: 0,
         };
         // SAFETY: `out` is valid; a zero-length NULL buffer is allowed.
         let rc = unsafe { awsl_ticket_take(ticket, &mut out, std::ptr::null_mut(), 0) };
@@ -516,6 +629,7 @@ mod tests {
             body_len: 0,
             log: std::ptr::null(),
             log_len: 0,
+            more: 0,
         };
         // SAFETY: `lent` is valid for writes.
         assert_eq!(unsafe { awsl_ticket_lend(ticket, &mut lent) }, AWSL_OK);

@@ -39,8 +39,7 @@ pub struct Context<'a> {
     pub protocol: &'a str,
     /// The host the client asked for.
     pub host: &'a str,
-    /// The request's start in nginx's `$time_local` format, `25/Nov/2026:21:18:28 +0000`.
-    pub time: &'a str,
+    /// The request's start, in milliseconds since the epoch.
     pub epoch_ms: i64,
     /// The route's path pattern (`/aws/*`, `/users/:id`), empty when not known.
     pub route: &'a str,
@@ -49,8 +48,9 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// Parses the context the Lua side sends: the fields in declaration order, then
-    /// parameter names and values, each followed by a NUL byte.
+    /// Parses the context the Lua side sends: the request URI (its query is cut here),
+    /// client address, request id, protocol, host, start time in milliseconds and route
+    /// pattern, then parameter names and values, each followed by a NUL byte.
     pub fn parse(raw: &'a [u8]) -> Result<Self, EventError> {
         let mut fields = raw
             .strip_suffix(b"\0")
@@ -64,13 +64,13 @@ impl<'a> Context<'a> {
                 None => Err("malformed request context".to_owned()),
             }
         };
+        let uri = next("path")?;
         let mut ctx = Context {
-            path: next("path")?,
+            path: uri.split_once('?').map_or(uri, |(path, _)| path),
             source_ip: next("address")?,
             request_id: next("id")?,
             protocol: next("protocol")?,
             host: next("host")?,
-            time: next("time")?,
             epoch_ms: next("time")?
                 .parse()
                 .map_err(|_| "malformed request context".to_owned())?,
@@ -86,6 +86,59 @@ impl<'a> Context<'a> {
         }
         ctx.params = rest.chunks(2).map(|p| (p[0], p[1])).collect();
         Ok(ctx)
+    }
+
+    /// The request's start as API Gateway writes `requestContext.time`, in UTC:
+    /// `25/Nov/2026:21:18:28 +0000` (nginx's `$time_local` format).
+    pub fn time(&self) -> RequestTime {
+        RequestTime::from_epoch_ms(self.epoch_ms)
+    }
+}
+
+/// A time in `dd/Mon/yyyy:HH:MM:SS +0000` form, formatted without allocating.
+pub struct RequestTime([u8; 26]);
+
+impl RequestTime {
+    fn from_epoch_ms(ms: i64) -> Self {
+        const MONTHS: [&[u8; 3]; 12] = [
+            b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+            b"Dec",
+        ];
+        // Years 0 to 9999 fit the four digits; a clock outside them is clamped.
+        const MAX_SECS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let secs = ms.div_euclid(1000).clamp(-62_167_219_200, MAX_SECS);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+
+        let mut out = *b"dd/Mon/yyyy:HH:MM:SS +0000";
+        let mut put = |at: usize, value: i64, width: usize| {
+            let mut v = value;
+            for i in (0..width).rev() {
+                out[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, day, 2);
+        put(7, year, 4);
+        put(12, rem / 3600, 2);
+        put(15, rem / 60 % 60, 2);
+        put(18, rem % 60, 2);
+        out[3..6].copy_from_slice(MONTHS[(month - 1) as usize]);
+        RequestTime(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, letters and punctuation were written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -157,7 +210,7 @@ fn build_with_crate(
             rc.resource_path = Some(resource.clone());
             rc.path = Some(ctx.path.into());
             rc.http_method = method.clone();
-            rc.request_time = Some(ctx.time.into());
+            rc.request_time = Some(ctx.time().as_str().into());
             rc.request_time_epoch = ctx.epoch_ms;
             rc.protocol = Some(ctx.protocol.into());
             rc.domain_name = Some(ctx.host.into());
@@ -224,7 +277,7 @@ fn build_with_crate(
             rc.request_id = Some(ctx.request_id.into());
             rc.domain_name = Some(ctx.host.into());
             rc.domain_prefix = Some(domain_prefix);
-            rc.time = Some(ctx.time.into());
+            rc.time = Some(ctx.time().as_str().into());
             rc.time_epoch = ctx.epoch_ms;
             rc.http = http_desc;
 
@@ -407,7 +460,6 @@ mod tests {
             request_id: "req-1",
             protocol: "HTTP/1.1",
             host: "gw.example.com",
-            time: "25/Nov/2026:21:18:28 +0000",
             epoch_ms: 1_795_900_708_000,
             route: "/aws/*",
             params: vec![(":ext", "a b")],
@@ -421,14 +473,65 @@ mod tests {
 
     #[test]
     fn context_round_trip() {
-        let raw = b"/p\x001.2.3.4\0id\0HTTP/2.0\0h\0t\x0042\0/r/:x\0:x\0v\0";
+        let raw = b"/p?a=1?b\x001.2.3.4\0id\0HTTP/2.0\0h\x0042\0/r/:x\0:x\0v\0";
         let c = Context::parse(raw).unwrap();
         assert_eq!((c.path, c.epoch_ms, c.route), ("/p", 42, "/r/:x"));
+        assert_eq!(
+            (c.source_ip, c.request_id, c.protocol),
+            ("1.2.3.4", "id", "HTTP/2.0")
+        );
+        assert_eq!(c.host, "h");
         assert_eq!(c.params, [(":x", "v")]);
+        assert_eq!(
+            Context::parse(b"/%3F\0a\0i\0p\0h\x001\0\0").unwrap().path,
+            "/%3F"
+        );
         assert!(Context::parse(b"/p\0").is_err());
-        assert!(Context::parse(b"/p\x001\0i\0p\0h\0t\0x\0r\0").is_err());
-        assert!(Context::parse(b"/\xff\x001\0i\0p\0h\0t\x001\0r\0").is_err());
-        assert!(Context::parse(b"/p\x001\0i\0p\0h\0t\x001\0r\0name\0").is_err());
+        assert!(Context::parse(b"/p\x001\0i\0p\0h\0x\0r\0").is_err());
+        assert!(Context::parse(b"/\xff\x001\0i\0p\0h\x001\0r\0").is_err());
+        assert!(Context::parse(b"/p\x001\0i\0p\0h\x001\0r\0name\0").is_err());
+    }
+
+    /// nginx's `$time_local` format, in UTC as API Gateway writes it.
+    #[test]
+    fn request_times() {
+        let at = |ms: i64| RequestTime::from_epoch_ms(ms).as_str().to_owned();
+        assert_eq!(at(1_795_900_708_000), "28/Nov/2026:21:18:28 +0000");
+        assert_eq!(at(1_795_900_708_999), "28/Nov/2026:21:18:28 +0000");
+        assert_eq!(at(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(at(951_782_400_000), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(at(4_102_444_799_000), "31/Dec/2099:23:59:59 +0000");
+        assert_eq!(at(-1), "31/Dec/1969:23:59:59 +0000");
+        assert_eq!(at(i64::MAX), "31/Dec/9999:23:59:59 +0000");
+        assert_eq!(at(i64::MIN), "01/Jan/0000:00:00:00 +0000");
+        // Every day of four years, against the standard library's own calendar walk.
+        let mut day = 1_i64;
+        let (mut y, mut m) = (2023_i64, 1_usize);
+        let days_in = |y: i64, m: usize| match m {
+            2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        for n in 0..(4 * 366) {
+            let ms = (1_672_531_200 + n * 86_400 + 3_723) * 1000;
+            assert_eq!(
+                at(ms),
+                format!("{day:02}/{}/{y}:01:02:03 +0000", months[m - 1])
+            );
+            day += 1;
+            if day > days_in(y, m) {
+                day = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,53 +1,32 @@
 //! Direct invocation through the Lambda Invoke API (`function_name`).
 //!
 //! The client's request becomes an event (`event`), is POSTed signed for service
-//! `lambda` to `/2015-03-31/functions/{name}/invocations`, and the function's payload
-//! becomes the response (`response`). Invocation type, log tail and qualifier are the
-//! Invoke API's own headers and query.
+//! `lambda` to `/2015-03-31/functions/{name}/invocations` (or, with `invoke_mode`
+//! `response_stream`, to InvokeWithResponseStream, whose event stream `stream` decodes),
+//! and the function's payload becomes the response (`response`). Invocation type, log
+//! tail and qualifier are the Invoke API's own headers and query.
 
 pub mod event;
 pub mod response;
+pub mod stream;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request};
 use http_body_util::Full;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::bridge::tickets::Outcome;
 use crate::client::Pool;
-use crate::config::{InvocationType, InvokeConfig, PayloadFormat};
-use crate::invoke::{self, BuildError, Incoming, Route};
+use crate::config::{InvocationType, InvokeConfig, InvokeMode, PayloadFormat};
+use crate::route::{BuildError, Incoming, Route};
 use crate::sign::Credentials;
 use crate::stats::{self, Failure};
+use crate::stream::{End, Source};
 
 /// Lambda's payload limits: 6 MB for a synchronous invocation, 1 MB for an
 /// asynchronous one (`Event`).
 pub const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 pub const ASYNC_PAYLOAD_LIMIT: usize = 1024 * 1024;
-
-/// RFC 3986 unreserved characters stay; everything else (`:` of an ARN, `$` of
-/// `$LATEST`) is percent-encoded, as the AWS SDKs encode a URI label.
-const LABEL: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// The Invoke API's path and query for `invoke`, below the endpoint's `base_path`.
-pub fn invoke_target(base_path: &str, invoke: &InvokeConfig) -> String {
-    let mut target = base_path.trim_end_matches('/').to_owned();
-    target.push_str("/2015-03-31/functions/");
-    // A qualifier written in the name stays there; the Qualifier parameter is then the
-    // same value (check() refused a different one).
-    target.extend(utf8_percent_encode(&invoke.function.name, LABEL));
-    target.push_str("/invocations");
-    if let (Some(q), None) = (&invoke.qualifier, &invoke.function.qualifier) {
-        target.push_str("?Qualifier=");
-        target.extend(utf8_percent_encode(q, LABEL));
-    }
-    target
-}
 
 /// One invocation: the route, the client's request and the credentials to sign with.
 pub(crate) struct Call<'a> {
@@ -58,21 +37,59 @@ pub(crate) struct Call<'a> {
     /// The client's headers for the event (hop-by-hop ones removed).
     pub headers: &'a [(&'a str, &'a [u8])],
     pub creds: Option<&'a Credentials>,
-    pub head_only: bool,
 }
 
-pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcome {
+/// What an invocation came to: an outcome as it is, or the function's proxy answer,
+/// whose headers the caller turns into the client's, as for any function response:
+/// whole, or (`response_stream`) a head whose body is still to come from `source`.
+pub(crate) enum Reply<'a> {
+    Done(Outcome),
+    Answer {
+        answer: response::Answer,
+        /// Headers to add after the answer's own (`X-Amz-Executed-Version`).
+        extra_head: Vec<u8>,
+        log: Option<String>,
+    },
+    Stream {
+        status: u16,
+        headers: http::HeaderMap,
+        extra_head: Vec<u8>,
+        source: Box<dyn Source + 'a>,
+    },
+}
+
+impl From<Outcome> for Reply<'_> {
+    fn from(outcome: Outcome) -> Self {
+        Reply::Done(outcome)
+    }
+}
+
+pub(crate) async fn exchange<'a>(pool: &'a Pool, call: Call<'_>, body: Bytes) -> Reply<'a> {
+    let req = match invocation(&call, body) {
+        Ok(req) => req,
+        Err(outcome) => return outcome.into(),
+    };
+    match call.invoke.invoke_mode {
+        InvokeMode::Buffered => buffered(pool, &call, req).await,
+        // Boxed: its state (decoder, head, reader) would otherwise sit in every call's
+        // task, streamed or not.
+        InvokeMode::ResponseStream => Box::pin(streamed(pool, &call, req)).await,
+    }
+}
+
+/// The signed request, or why there is none (413: over Lambda's payload limit).
+fn invocation(call: &Call<'_>, body: Bytes) -> Result<Request<Full<Bytes>>, Outcome> {
     let invoke = call.invoke;
-    let payload = match payload(&call, body) {
+    let payload = match payload(call, body) {
         Ok(payload) => payload,
-        Err((status, message)) => return Outcome::error(status, message),
+        Err((status, message)) => return Err(Outcome::error(status, message)),
     };
     let limit = match invoke.invocation_type {
         InvocationType::Event => ASYNC_PAYLOAD_LIMIT,
         _ => SYNC_PAYLOAD_LIMIT,
     };
     if payload.len() > limit {
-        return Outcome::error(
+        return Err(Outcome::error(
             413,
             format!(
                 "the invocation payload of {} bytes exceeds Lambda's {} limit of {limit} bytes",
@@ -82,16 +99,18 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
                     _ => "synchronous",
                 }
             ),
-        );
+        ));
     }
-    let req = match request(&call, payload) {
-        Ok(req) => req,
-        Err((status, message)) => return Outcome::error(status, message),
-    };
+    request(call, payload).map_err(|(status, message)| Outcome::error(status, message))
+}
+
+/// Invoke: the whole payload in one answer.
+async fn buffered<'a>(pool: &Pool, call: &Call<'_>, req: Request<Full<Bytes>>) -> Reply<'a> {
+    let invoke = call.invoke;
     let route = call.route;
     let res = match pool.send(&route.endpoint, &route.opts, req).await {
         Ok(res) => res,
-        Err(err) => return invoke::transport_error(route, &err),
+        Err(err) => return route.transport_error(&err).into(),
     };
     let log = if invoke.log_tail {
         response::log_tail(&res.headers).map(|tail| format!("function log tail: {tail}"))
@@ -106,52 +125,204 @@ pub(crate) async fn exchange(pool: &Pool, call: Call<'_>, body: Bytes) -> Outcom
     };
     match (res.status, invoke.invocation_type) {
         (200, InvocationType::RequestResponse) => {}
-        (202, InvocationType::Event) => return answer(202),
-        (204, InvocationType::DryRun) => return answer(204),
+        (202, InvocationType::Event) => return answer(202).into(),
+        (204, InvocationType::DryRun) => return answer(204).into(),
         (status, _) => {
             let secrets = call.creds.map(Credentials::secrets).unwrap_or_default();
             let (status, message) = response::api_error(status, &res.headers, &res.body, &secrets);
-            return Outcome::Error {
+            return Reply::Done(Outcome::Error {
                 status,
                 head: response::retry_after(status, &res.headers),
                 message,
                 log,
-            };
+            });
         }
     }
     if let Some(kind) = res.headers.get("x-amz-function-error") {
         stats::WORKER.failed(Failure::FunctionError);
-        return Outcome::Error {
+        return Reply::Done(Outcome::Error {
             status: invoke.function_error_status,
             head: response::executed_version(&res.headers, None),
             message: response::function_error(&String::from_utf8_lossy(kind.as_bytes()), &res.body),
             log,
-        };
+        });
     }
     match response::from_payload(invoke.payload_format, res.body) {
-        Ok(answer) => Outcome::Response {
-            status: answer.status,
-            head: {
-                let mut head = invoke::response_head(&answer.headers, call.head_only);
-                head.extend(response::executed_version(
-                    &res.headers,
-                    Some(&answer.headers),
-                ));
-                head
-            },
-            body: if call.head_only {
-                Bytes::new()
-            } else {
-                answer.body
-            },
+        Ok(answer) => Reply::Answer {
+            extra_head: response::executed_version(&res.headers, Some(&answer.headers)),
+            answer,
             log,
         },
-        Err(message) => Outcome::Error {
+        Err(message) => Reply::Done(Outcome::Error {
             status: 502,
             head: Vec::new(),
             message,
             log,
+        }),
+    }
+}
+
+/// InvokeWithResponseStream: the answer's head once the payload has given it (the
+/// prelude read, or the first bytes of a plain payload), within `timeout`; then the
+/// rest through `crate::stream`, unless it all came at once.
+async fn streamed<'a>(pool: &'a Pool, call: &Call<'_>, req: Request<Full<Bytes>>) -> Reply<'a> {
+    let (invoke, route) = (call.invoke, call.route);
+    let (res, reader) = match pool.send_streaming(&route.endpoint, &route.opts, req).await {
+        Ok(answer) => answer,
+        Err(err) => return route.transport_error(&err).into(),
+    };
+    match (res.status, invoke.invocation_type) {
+        (200, InvocationType::RequestResponse) => {}
+        (204, InvocationType::DryRun) => {
+            return Reply::Done(Outcome::Response {
+                status: 204,
+                head: response::executed_version(&res.headers, None),
+                body: Bytes::new(),
+                log: None,
+            })
+        }
+        (status, _) => {
+            let body = match reader {
+                Some(reader) => read_capped(reader, ERROR_BODY_MAX).await,
+                None => res.body.to_vec(),
+            };
+            let secrets = call.creds.map(Credentials::secrets).unwrap_or_default();
+            let (status, message) = response::api_error(status, &res.headers, &body, &secrets);
+            return Reply::Done(Outcome::Error {
+                status,
+                head: response::retry_after(status, &res.headers),
+                message,
+                log: None,
+            });
+        }
+    }
+    let mut decoder = stream::Decoder::new(
+        invoke.payload_format,
+        res.headers.get(CONTENT_TYPE),
+        invoke.function_error_status,
+    );
+    decoder.push(&res.body);
+    let mut payload = stream::Payload::new(reader, decoder);
+    let (status, headers) = match payload.head().await {
+        stream::Part::Head { status, headers } => (status, headers),
+        failed => return Reply::Done(stream_failure(failed, &res.headers)),
+    };
+    let extra_head = response::executed_version(&res.headers, Some(&headers));
+    // What is there already: a small answer is handed over whole, with its log tail
+    // (InvokeComplete comes last), as `stream::answer` would hand it over.
+    let (window, end) = ready_now(&mut payload).await;
+    if let Some(End::Done | End::Logged(_)) = end {
+        // The HTTP body's end follows InvokeComplete at once: read, the connection goes
+        // back to the pool. Bounded, as the answer waits for it.
+        let finish = std::future::poll_fn(|cx| payload.poll_finish(cx));
+        let _ = tokio::time::timeout(WHOLE_FINISH_WAIT, finish).await;
+    }
+    match (end, payload.ended.take()) {
+        (Some(End::Done | End::Logged(_)), ended) => Reply::Answer {
+            answer: response::Answer {
+                status,
+                headers,
+                body: window.freeze(),
+            },
+            extra_head,
+            log: match ended {
+                Some(stream::Part::End { log }) => log,
+                _ => None,
+            },
         },
+        (Some(End::Failed(cause)), ended) => Reply::Done(stream_failure(
+            ended.unwrap_or(stream::Part::Error {
+                status: 502,
+                message: cause,
+                log: None,
+                function_failed: false,
+            }),
+            &res.headers,
+        )),
+        (None, _) => {
+            if !window.is_empty() {
+                payload.put_back(window.freeze());
+            }
+            Reply::Stream {
+                status,
+                headers,
+                extra_head,
+                source: Box::new(payload),
+            }
+        }
+    }
+}
+
+/// What `source` has ready without waiting for the function, up to
+/// `crate::stream::WINDOW` bytes, and whether that was all of it. Like
+/// `stream::first_window`, but the connection's task gets a turn after each piece, not
+/// once: hyper hands a chunked body over one chunk per turn, and Lambda sends each event
+/// as a chunk of its own.
+async fn ready_now<S: Source>(source: &mut S) -> (bytes::BytesMut, Option<End>) {
+    let mut window = bytes::BytesMut::new();
+    let mut yielded = false;
+    loop {
+        let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(source.poll_chunk(cx))).await;
+        match ready {
+            std::task::Poll::Ready(None) => return (window, Some(End::Done)),
+            std::task::Poll::Ready(Some(Err(cause))) => return (window, Some(End::Failed(cause))),
+            std::task::Poll::Ready(Some(Ok(chunk))) => {
+                window.extend_from_slice(&chunk);
+                if window.len() > crate::stream::WINDOW {
+                    return (window, None);
+                }
+                yielded = false;
+            }
+            std::task::Poll::Pending if !yielded => {
+                yielded = true;
+                tokio::task::yield_now().await;
+            }
+            std::task::Poll::Pending => return (window, None),
+        }
+    }
+}
+
+/// How long a small streamed answer, complete with its head, waits for the end of its
+/// HTTP body (see `stream::Payload::poll_finish`) before the connection is given up.
+const WHOLE_FINISH_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The most of an error answer's body read (Lambda's JSON errors are small).
+const ERROR_BODY_MAX: usize = 64 * 1024;
+
+async fn read_capped<S: Source>(mut body: S, max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        match std::future::poll_fn(|cx| body.poll_chunk(cx)).await {
+            Some(Ok(bytes)) => out.extend_from_slice(&bytes),
+            _ => break,
+        }
+    }
+    out.truncate(max);
+    out
+}
+
+/// A streamed answer that failed before anything reached the client: answered with
+/// the failure's status (`function_error_status` for a function error).
+fn stream_failure(part: stream::Part, lambda: &http::HeaderMap) -> Outcome {
+    match part {
+        stream::Part::Error {
+            status,
+            message,
+            log,
+            function_failed,
+        } => {
+            if function_failed {
+                stats::WORKER.failed(Failure::FunctionError);
+            }
+            Outcome::Error {
+                status,
+                head: response::executed_version(lambda, None),
+                message,
+                log,
+            }
+        }
+        // The decoder hands out a head before any data or end.
+        _ => Outcome::error(502, "the response stream ended without a head"),
     }
 }
 
@@ -209,15 +380,7 @@ fn request(call: &Call<'_>, payload: Bytes) -> Result<Request<Full<Bytes>>, Buil
             path,
             canonical_query: query,
         };
-        invoke::add_signature(
-            route,
-            signing_cfg,
-            creds,
-            &Method::POST,
-            &target,
-            out,
-            &payload,
-        )?;
+        route.add_signature(signing_cfg, creds, &Method::POST, &target, out, &payload)?;
     }
     builder
         .body(Full::new(payload))
@@ -227,6 +390,7 @@ fn request(call: &Call<'_>, payload: Bytes) -> Result<Request<Full<Bytes>>, Buil
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route::invoke_target;
 
     fn invoke(name: &str, qualifier: Option<&str>) -> InvokeConfig {
         InvokeConfig {
@@ -241,6 +405,7 @@ mod tests {
             payload_format: PayloadFormat::ApigwV2,
             function_error_status: 502,
             log_tail: false,
+            invoke_mode: InvokeMode::Buffered,
         }
     }
 
@@ -257,6 +422,14 @@ mod tests {
         assert_eq!(
             invoke_target("/", &invoke("my-fn:live", Some("live"))),
             "/2015-03-31/functions/my-fn%3Alive/invocations"
+        );
+        let streaming = InvokeConfig {
+            invoke_mode: InvokeMode::ResponseStream,
+            ..invoke("f", Some("live"))
+        };
+        assert_eq!(
+            invoke_target("/", &streaming),
+            "/2021-11-15/functions/f/response-streaming-invocations?Qualifier=live"
         );
         // Signed as they are: the query must be SigV4's canonical form.
         for q in ["$LATEST", "live", "1", "a b+c~d.e_f-g/h:i"] {

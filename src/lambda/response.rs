@@ -1,7 +1,7 @@
 //! What the Invoke API answered, as the client's response or as an error.
 //!
-//! A payload shaped as a proxy response (an object with `statusCode`) is read with
-//! `aws_lambda_events`' response types and becomes the HTTP response; any other JSON
+//! A payload shaped as a proxy response (an object with `statusCode`) is read as
+//! `aws_lambda_events`' response types read it (`proxy`) and becomes the HTTP response; any other JSON
 //! payload is the body of a 200, as function URLs and HTTP APIs do. Errors of the
 //! Invoke API itself (throttling, a missing function, bad credentials) and errors the
 //! function raised are mapped to the statuses documented in docs/invoke.md.
@@ -9,8 +9,8 @@
 //! Everything that came from AWS or the function and goes to the error log is escaped
 //! onto one line: a newline in it would let the function write log entries of its own.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
+mod proxy;
+
 use base64::Engine;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
@@ -53,59 +53,27 @@ pub fn from_payload(format: PayloadFormat, payload: Bytes) -> Result<Answer, Str
             },
         ));
     }
-    let value: Value = serde_json::from_slice(&payload)
-        .map_err(|e| format!("the function's payload is not JSON: {e}"))?;
-    match value {
-        Value::Object(mut obj) if obj.contains_key("statusCode") => {
-            let parsed = match format {
-                PayloadFormat::ApigwV1 => {
-                    serde_json::from_value::<ApiGatewayProxyResponse>(Value::Object(obj)).map(|r| {
-                        (
-                            r.status_code,
-                            r.headers,
-                            r.multi_value_headers,
-                            Vec::new(),
-                            r.body,
-                            r.is_base64_encoded,
-                        )
-                    })
-                }
-                _ => {
-                    // The crate's v2 response requires `cookies`; AWS does not.
-                    obj.entry("cookies")
-                        .or_insert_with(|| Value::Array(Vec::new()));
-                    serde_json::from_value::<ApiGatewayV2httpResponse>(Value::Object(obj)).map(
-                        |r| {
-                            (
-                                r.status_code,
-                                r.headers,
-                                // HTTP APIs and function URLs ignore `multiValueHeaders`
-                                // in a 2.0 response: the format has none.
-                                HeaderMap::new(),
-                                r.cookies,
-                                r.body,
-                                r.is_base64_encoded,
-                            )
-                        },
-                    )
-                }
-            };
-            let (status, headers, multi, cookies, body, base64) = parsed
-                .map_err(|e| format!("the function returned a malformed proxy response: {e}"))?;
-            proxy_answer(status, headers, multi, cookies, body, base64)
-        }
-        _ => Ok(body_of(payload, "application/json")),
-    }
+    let fields = match serde_json::from_slice::<proxy::Top<'_>>(&payload)
+        .map_err(|e| format!("the function's payload is not JSON: {e}"))?
+    {
+        proxy::Top::Object(fields) if fields.status_code.is_some() => fields,
+        _ => return Ok(body_of(payload, "application/json")),
+    };
+    let parsed = fields
+        .read(format)
+        .map_err(|e| format!("the function returned a malformed proxy response: {e}"))?;
+    proxy_answer(parsed)
 }
 
-fn proxy_answer(
-    status: i64,
-    mut headers: HeaderMap,
-    multi: HeaderMap,
-    cookies: Vec<String>,
-    body: Option<Body>,
-    is_base64: bool,
-) -> Result<Answer, String> {
+fn proxy_answer(parsed: proxy::Parsed<'_>) -> Result<Answer, String> {
+    let proxy::Parsed {
+        status,
+        mut headers,
+        multi,
+        cookies,
+        body,
+        is_base64,
+    } = parsed;
     let status = u16::try_from(status)
         .ok()
         .filter(|s| (100..=599).contains(s))
@@ -136,18 +104,15 @@ fn proxy_answer(
         headers.append(SET_COOKIE, value);
     }
     let body = match body {
-        None | Some(Body::Empty) => Bytes::new(),
-        Some(Body::Text(text)) if is_base64 => base64::engine::general_purpose::STANDARD
+        None => Bytes::new(),
+        Some(text) if is_base64 => base64::engine::general_purpose::STANDARD
             .decode(text.as_bytes())
             .map(Bytes::from)
             .map_err(|_| {
                 "the function returned a malformed proxy response: the body is not base64"
                     .to_owned()
             })?,
-        Some(Body::Text(text)) => Bytes::from(text),
-        Some(Body::Binary(bytes)) => Bytes::from(bytes),
-        // `Body` is non-exhaustive.
-        Some(_) => return Err("the function returned a malformed proxy response: body".to_owned()),
+        Some(text) => Bytes::from(text.into_owned()),
     };
     // REST APIs and function URLs label a proxy response without one as JSON (HTTP APIs
     // have been seen to answer text/plain; docs/invoke.md says why JSON here).
@@ -272,9 +237,13 @@ const TAIL_LIMIT: usize = 1024;
 /// line. Its end is kept (the last lines are the ones that tell why), `...` marking a
 /// cut.
 pub fn log_tail(headers: &HeaderMap) -> Option<String> {
-    let encoded = headers.get("x-amz-log-result")?;
+    log_tail_of(headers.get("x-amz-log-result")?.as_bytes())
+}
+
+/// The same for the base64 log tail itself (InvokeWithResponseStream's `LogResult`).
+pub fn log_tail_of(encoded: &[u8]) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded.as_bytes())
+        .decode(encoded)
         .ok()?;
     let text = String::from_utf8_lossy(&bytes);
     let text = text.trim_end();
@@ -295,7 +264,7 @@ pub fn log_tail(headers: &HeaderMap) -> Option<String> {
 }
 
 /// At most 1000 characters, control characters escaped: one log line per failure.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(1000)
@@ -310,6 +279,157 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `from_payload` was: the payload through a `serde_json::Value` into
+    /// `aws_lambda_events`' response types. The reference `proxy` is compared with.
+    fn from_payload_with_crate(format: PayloadFormat, payload: Bytes) -> Result<Answer, String> {
+        use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+        use aws_lambda_events::encodings::Body;
+        use serde_json::Value;
+        let value: Value = serde_json::from_slice(&payload)
+            .map_err(|e| format!("the function's payload is not JSON: {e}"))?;
+        let mut obj = match value {
+            Value::Object(obj) if obj.contains_key("statusCode") => obj,
+            _ => return from_payload(format, payload),
+        };
+        let parsed = match format {
+            PayloadFormat::ApigwV1 => {
+                serde_json::from_value::<ApiGatewayProxyResponse>(Value::Object(obj)).map(|r| {
+                    (
+                        r.status_code,
+                        r.headers,
+                        r.multi_value_headers,
+                        Vec::new(),
+                        r.body,
+                        r.is_base64_encoded,
+                    )
+                })
+            }
+            _ => {
+                obj.entry("cookies")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                serde_json::from_value::<ApiGatewayV2httpResponse>(Value::Object(obj)).map(|r| {
+                    (
+                        r.status_code,
+                        r.headers,
+                        HeaderMap::new(),
+                        r.cookies,
+                        r.body,
+                        r.is_base64_encoded,
+                    )
+                })
+            }
+        };
+        let (status, headers, multi, cookies, body, is_base64) =
+            parsed.map_err(|e| format!("the function returned a malformed proxy response: {e}"))?;
+        let body = match body {
+            None | Some(Body::Empty) => None,
+            Some(Body::Text(text)) => Some(std::borrow::Cow::Owned(text)),
+            Some(_) => return Err("a body the crate reads only from binary formats".into()),
+        };
+        proxy_answer(proxy::Parsed {
+            status,
+            headers,
+            multi,
+            cookies: cookies.into_iter().map(std::borrow::Cow::Owned).collect(),
+            body,
+            is_base64,
+        })
+    }
+
+    /// The payload read straight is the crate's reading of it, edge cases included.
+    #[test]
+    fn proxy_responses_read_as_the_crate_reads_them() {
+        let payloads = [
+            r#"{"statusCode":200}"#,
+            r#"{"statusCode":201,"headers":{"X-A":"1","Set-Cookie":"x=0"},"cookies":["a=1","b=2"],"body":"aGk=","isBase64Encoded":true}"#,
+            r#"{"statusCode":200,"headers":{"x-m":"single","x-s":"s"},"multiValueHeaders":{"X-M":["1","2"]},"body":"text"}"#,
+            r#"{"statusCode":200,"headers":{"x-m":"1,2"},"multiValueHeaders":{"X-M":["a","b"],"X-Only":["o"]}}"#,
+            r#"{"statusCode":200,"multiValueHeaders":{"content-type":["text/csv"]}}"#,
+            r#"{"statusCode":200,"headers":null,"multiValueHeaders":null,"body":null,"isBase64Encoded":null}"#,
+            r#"{"statusCode":200,"headers":{"a":"1"},"headers":{"b":"2"},"statusCode":204}"#,
+            r#"{"statusCode":200,"headers":{"a":["1","2"],"b":[]}}"#,
+            r#"{"statusCode":200,"headers":{"a":[[104,105]]}}"#,
+            r#"{"statusCode":200,"headers":{"b":["x",[121]]}}"#,
+            r#"{"statusCode":200,"headers":{"b":[[121],"x"]}}"#,
+            r#"{"statusCode":200,"headers":{"a":["café"]}}"#,
+            r#"{"statusCode":200,"headers":{"a":"café"}}"#,
+            r#"{"statusCode":200,"headers":{"a":[[300]]}}"#,
+            r#"{"statusCode":200,"headers":{"a":5}}"#,
+            r#"{"statusCode":200,"headers":{"a":true}}"#,
+            r#"{"statusCode":200,"headers":{"a":null}}"#,
+            r#"{"statusCode":200,"headers":{"a":{"b":"c"}}}"#,
+            r#"{"statusCode":200,"headers":"x"}"#,
+            r#"{"statusCode":200,"headers":[]}"#,
+            r#"{"statusCode":200,"headers":{"bad name":"x"}}"#,
+            r#"{"statusCode":200,"headers":{"a":"line
+break"}}"#,
+            r#"{"statusCode":200,"headers":{"ab":"escaped"}}"#,
+            r#"{"statusCode":200,"multiValueHeaders":{"x":"one"}}"#,
+            r#"{"statusCode":200,"multiValueHeaders":{"x":7}}"#,
+            r#"{"statusCode":200,"cookies":null}"#,
+            r#"{"statusCode":200,"cookies":["a=1",2]}"#,
+            r#"{"statusCode":200,"cookies":"a=1"}"#,
+            r#"{"statusCode":200,"cookies":["bad
+cookie"]}"#,
+            r#"{"statusCode":200,"cookies":[]}"#,
+            r#"{"statusCode":200,"body":""}"#,
+            r#"{"statusCode":200,"body":"","isBase64Encoded":true}"#,
+            r#"{"statusCode":200,"body":"%%%","isBase64Encoded":true}"#,
+            r#"{"statusCode":200,"body":"aGk","isBase64Encoded":true}"#,
+            r#"{"statusCode":200,"body":"esc"apedé
+"}"#,
+            r#"{"statusCode":200,"body":{"an":"object"}}"#,
+            r#"{"statusCode":200,"body":5}"#,
+            r#"{"statusCode":200,"body":"x","isBase64Encoded":"true"}"#,
+            r#"{"statusCode":200,"body":"x","isBase64Encoded":1}"#,
+            r#"{"statusCode":"200"}"#,
+            r#"{"statusCode":"abc"}"#,
+            r#"{"statusCode":200.0}"#,
+            r#"{"statusCode":99}"#,
+            r#"{"statusCode":600}"#,
+            r#"{"statusCode":-1}"#,
+            r#"{"statusCode":99999999999999999999}"#,
+            r#"{"statusCode":null}"#,
+            r#"{"statusCode":200,"extra":{"deep":[1,{"x":null}]},"other":"y"}"#,
+            r#"{"statusCode":202}"#,
+            r#"{"hello":"world"}"#,
+            r#"{}"#,
+            r#"[1,2]"#,
+            r#"[{"statusCode":200}]"#,
+            r#""text""#,
+            "42",
+            "-1.5e3",
+            "true",
+            "null",
+            r#" {"statusCode": 200} "#,
+            "{not json",
+            r#"{"statusCode":200}x"#,
+            "",
+            r#"{"statusCode":200,"headers":{"a":"1"}"#,
+        ];
+        for payload in payloads {
+            for format in [PayloadFormat::ApigwV1, PayloadFormat::ApigwV2] {
+                let bytes = Bytes::copy_from_slice(payload.as_bytes());
+                let direct = from_payload(format, bytes.clone());
+                let reference = from_payload_with_crate(format, bytes);
+                match (&direct, &reference) {
+                    (Ok(d), Ok(r)) => {
+                        assert_eq!(
+                            (d.status, &d.headers, &d.body),
+                            (r.status, &r.headers, &r.body),
+                            "{format:?} {payload}"
+                        );
+                    }
+                    (Err(d), Err(r)) => {
+                        let prefix = |e: &str| e.starts_with("the function");
+                        assert!(prefix(d) && prefix(r), "{format:?} {payload}: {d} / {r}");
+                    }
+                    _ => panic!("{format:?} {payload}: {direct:?} against {reference:?}"),
+                }
+            }
+        }
+    }
 
     fn answer(format: PayloadFormat, payload: &str) -> Result<Answer, String> {
         from_payload(format, Bytes::copy_from_slice(payload.as_bytes()))
@@ -339,6 +459,20 @@ mod tests {
         assert_eq!(multi, ["1", "2"]);
         assert_eq!(a.headers["x-s"], "s");
         assert_eq!(a.body, "text");
+    }
+
+    /// A name given twice in different case: the later in the document wins, as it
+    /// would in JSON.parse (through a `serde_json::Value` it was the later in byte order).
+    #[test]
+    fn names_repeated_in_another_case() {
+        let a = answer(
+            PayloadFormat::ApigwV1,
+            r#"{"statusCode":200,"headers":{"a":"1","A":"2"},"multiValueHeaders":{"b":["1"],"B":["2","3"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.headers.get_all("a").iter().collect::<Vec<_>>(), ["2"]);
+        let b: Vec<_> = a.headers.get_all("b").iter().collect();
+        assert_eq!(b, ["1", "2", "3"]);
     }
 
     #[test]

@@ -25,8 +25,21 @@ Endpoints (any method):
   /close            reads the request, closes without answering
   /garbage          answers "this is not http\\r\\n\\r\\n" and closes
   /headers-only     Content-Length: 100, 10 bytes of body, closes
+  Streamed answers (chunked unless said; ?tag=T records the answer's progress
+  under T for GET /_streams, ?sha256=1 adds the digest of the body sent, and
+  ?sndbuf=N sets the socket's SO_SNDBUF):
+  /stream/<n>/<ms>  n chunks "chunk <i>\n", <ms> apart (the first at once)
+  /sse/<n>/<ms>     text/event-stream: n events "data: event <i>\n\n", <ms> apart
+  /stream-big/<n>   n bytes as fast as the reader takes them, in 64 KiB pieces;
+                    piece k is its number k (8 bytes, big-endian) then bytes
+                    (k + i) % 251; with ?length=1 a Content-Length instead
+  /stall/<ms>       "before\n", then nothing for <ms>, then "after\n"
+  /cut/<n>          n bytes of 'x' in chunks, then closes without the last chunk
+  /reset/<n>        n bytes of 'x' in chunks, then resets the connection (RST)
   /2015-03-31/functions/<name>/invocations
                     the Lambda Invoke API (POST; see lambda_api.py)
+  /2021-11-15/functions/<name>/response-streaming-invocations
+                    InvokeWithResponseStream (POST; see lambda_api.py)
   /_<name>          the control API of the credential sources (below)
   anything else     200 text/plain describing the request (see describe())
 
@@ -75,6 +88,10 @@ Control API on the main port (not signed):
   POST /_reset    every source serves its default pair again (ASIAIMDSEXAMPLE1,
                   ASIAECSEXAMPLE1; an hour from now), no delay, no failure;
                   the counters, "signed" and the STS record are cleared.
+  GET /_streams   JSON: per ?tag of a streamed answer: sent (bytes written so
+                  far), started and ended (time.time()), done (true once the
+                  last byte was written), closed (the reader went away first),
+                  sha256 (with ?sha256=1, once done); ?tag=T: that record alone
   GET /_stats     JSON: counters per credential endpoint (imds_token,
                   imds_token_refused, imds_unauthorized, imds_role,
                   imds_credentials, imds_extended, imds_not_found, imds_failed,
@@ -122,6 +139,7 @@ import os
 import re
 import secrets
 import socket
+import struct
 import sys
 import threading
 import time
@@ -466,6 +484,7 @@ def verify(method, target, headers, body, keys=None, check_token=True, now=None)
 
 _CONN_SERIAL = itertools.count(1)
 _CHUNK = 64 * 1024
+_PATTERN = bytes(range(251))
 
 
 class BadRequest(Exception):
@@ -625,6 +644,15 @@ class Handler(BaseHTTPRequestHandler):
         if (m := lambda_api.PATH_RE.fullmatch(path)) and method == "POST":
             code, headers, out = lambda_api.invoke(m.group(1), query, received, body, verdict, log)
             self.respond(code, out, headers)
+        elif (m := lambda_api.STREAM_PATH_RE.fullmatch(path)) and method == "POST":
+            code, headers, out = lambda_api.invoke_stream(m.group(1), query, received, body,
+                                                          verdict, log)
+            if isinstance(out, list):
+                self.send_writes(code, headers, out)
+            else:
+                self.respond(code, out, headers)
+        elif self.serve_stream(path, query):
+            pass
         elif path.startswith("/httptrigger"):
             self.respond(200, b"aws lambda invoked\n",
                          [("Content-Type", "text/plain"), ("Connection", "Keep-Alive")])
@@ -672,13 +700,117 @@ class Handler(BaseHTTPRequestHandler):
             self.respond(200, self.describe(method, target, received, body, verdict, signed),
                          [("Content-Type", "text/plain")])
 
+    def big_piece(self, k, size):
+        """Piece k of /stream-big: its number, then bytes (k + i) % 251."""
+        start = k % 251
+        body = (_PATTERN[start:] + _PATTERN * (size // 251 + 2))[:size]
+        return (k.to_bytes(8, "big") + body)[:size]
+
+    def stream(self, path, query, content_type, pieces, length=None):
+        """Writes a streamed answer from `pieces` (bytes, or a float: sleep that many
+        seconds), chunked unless `length`; records its progress under ?tag."""
+        params = dict(parse_qsl(query))
+        tag = params.get("tag")
+        record = {"sent": 0, "started": time.time(), "ended": None, "done": False,
+                  "closed": False, "sha256": None}
+        digest = hashlib.sha256() if params.get("sha256") else None
+        if params.get("sndbuf"):
+            # a small send buffer, so that "sent" is close to what the reader took
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                       int(params["sndbuf"]))
+        if tag:
+            with STATE_LOCK:
+                STREAMS[tag] = record
+        headers = [("Content-Type", content_type)]
+        headers.append(("Content-Length", str(length)) if length is not None
+                       else ("Transfer-Encoding", "chunked"))
+        try:
+            self.send_head(200, headers)
+            self.wfile.flush()
+            for piece in pieces:
+                if isinstance(piece, float):
+                    time.sleep(piece)
+                    continue
+                if piece is None:  # cut here
+                    self.close_connection = True
+                    return
+                data = piece if length is not None else b"%x\r\n%s\r\n" % (len(piece), piece)
+                self.wfile.write(data)
+                self.wfile.flush()
+                with STATE_LOCK:
+                    record["sent"] += len(piece)
+                if digest:
+                    digest.update(piece)
+            if length is None:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            record["done"] = True
+            if digest:
+                record["sha256"] = digest.hexdigest()
+        except OSError:
+            record["closed"] = True
+            self.close_connection = True
+        finally:
+            record["ended"] = time.time()
+
+    def serve_stream(self, path, query):
+        """The streamed answers (see the module doc); False when `path` is none."""
+        if (m := re.fullmatch(r"/stream/(\d{1,6})/(\d{1,7})", path)):
+            n, delay = int(m.group(1)), int(m.group(2)) / 1000.0
+            pieces = []
+            for i in range(n):
+                if i:
+                    pieces.append(delay)
+                pieces.append(b"chunk %d\n" % i)
+            self.stream(path, query, "text/plain", pieces)
+        elif (m := re.fullmatch(r"/sse/(\d{1,6})/(\d{1,7})", path)):
+            n, delay = int(m.group(1)), int(m.group(2)) / 1000.0
+            pieces = []
+            for i in range(n):
+                if i:
+                    pieces.append(delay)
+                pieces.append(b"data: event %d\n\n" % i)
+            self.stream(path, query, "text/event-stream", pieces)
+        elif (m := re.fullmatch(r"/stream-big/(\d{1,12})", path)):
+            n = int(m.group(1))
+            with_length = "length=1" in query.split("&")
+
+            def pieces():
+                k, left = 0, n
+                while left > 0:
+                    size = min(left, _CHUNK)
+                    yield self.big_piece(k, size)
+                    k, left = k + 1, left - size
+            self.stream(path, query, "application/octet-stream", pieces(),
+                        length=n if with_length else None)
+        elif (m := re.fullmatch(r"/stall/(\d{1,7})", path)):
+            self.stream(path, query, "text/plain",
+                        [b"before\n", int(m.group(1)) / 1000.0, b"after\n"])
+        elif (m := re.fullmatch(r"/cut/(\d{1,9})", path)):
+            n = int(m.group(1))
+            pieces = [b"x" * min(_CHUNK, n - i) for i in range(0, n, _CHUNK)]
+            self.stream(path, query, "text/plain", pieces + [0.05, None])
+        elif (m := re.fullmatch(r"/reset/(\d{1,9})", path)):
+            n = int(m.group(1))
+            pieces = [b"x" * min(_CHUNK, n - i) for i in range(0, n, _CHUNK)]
+            self.stream(path, query, "text/plain", pieces + [0.05, None])
+            # SO_LINGER 0: close() sends RST instead of FIN (closed here, before the
+            # server's own shutdown() would send a FIN)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+        else:
+            return False
+        return True
+
     def send_json(self, code, obj):
         self.respond(code, json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n",
                      [("Content-Type", "application/json")])
 
     def control(self, method, path, query, body):
         """The control API of the credential sources (see the module doc)."""
-        want = "GET" if path in ("/_stats", "/_secrets", "/_servers", "/_conns") else "POST"
+        want = "GET" if path in ("/_stats", "/_secrets", "/_servers", "/_conns",
+                                 "/_streams") else "POST"
         if method != want and not (want == "POST" and method == "PUT"):
             self.send_json(405, {"error": "%s wants %s" % (path, want)})
         elif path == "/_creds":
@@ -715,6 +847,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"secrets": sorted(known_secrets())})
         elif path == "/_conns":
             self.send_json(200, conn_counts())
+        elif path == "/_streams":
+            tag = dict(parse_qsl(query)).get("tag")
+            with STATE_LOCK:
+                if tag:
+                    self.send_json(200, dict(STREAMS.get(tag, {})))
+                else:
+                    self.send_json(200, {k: dict(v) for k, v in STREAMS.items()})
         else:  # /_servers
             with STATE_LOCK:
                 self.send_json(200, dict(SERVERS))
@@ -750,6 +889,22 @@ class Handler(BaseHTTPRequestHandler):
             left -= k
         if chunked:
             self.write(b"0\r\n\r\n")
+
+    def send_writes(self, code, headers, writes):
+        """A chunked answer: each (bytes, delay in seconds) is one HTTP chunk; the chunks
+        between two delays go out in one send."""
+        self.send_head(code, list(headers) + [("Transfer-Encoding", "chunked")])
+        pending = b""
+        for data, delay in writes:
+            if delay:
+                self.write(pending)
+                self.wfile.flush()
+                pending = b""
+                time.sleep(delay)
+            if data:
+                pending += b"%x\r\n" % len(data) + data + b"\r\n"
+        self.write(pending + b"0\r\n\r\n")
+        self.wfile.flush()
 
     def describe(self, method, target, received, body, verdict, signed):
         path, _, query = target.partition("?")
@@ -814,7 +969,9 @@ COUNTERS = ("imds_token", "imds_token_refused", "imds_unauthorized", "imds_role"
             "sts_calls", "sts_assume_role", "sts_assume_role_with_web_identity",
             "stale_closes")
 CONTROL_PATHS = ("/_creds", "/_reset", "/_stats", "/_secrets", "/_servers", "/_conns",
-                 "/_stale")
+                 "/_stale", "/_streams")
+# GET /_streams: the progress of tagged streamed answers (see the module doc)
+STREAMS = {}
 # POST /_stale: close a connection upon the request after its first ("on": before
 # serving it; "after": after serving it, without the answer)
 STALE = {"mode": None}

@@ -39,16 +39,51 @@ Functions (the name part of FunctionName, which may be an ARN):
                 other name gets Lambda's form, which puts the canonical request
                 and the string to sign after blank lines
   anything else 404 ResourceNotFoundException
+
+InvokeWithResponseStream (see invoke_stream below):
+
+    POST /2021-11-15/functions/<FunctionName>/response-streaming-invocations
+
+answers 200 with an event stream (application/vnd.amazon.eventstream framing,
+written by encode_frame: prelude, headers, CRCs) sent chunked: PayloadChunk
+events, then InvokeComplete (LogResult with X-Amz-Log-Type: Tail). The HTTP
+Content-Type is the function's stream content type, as Lambda sends it.
+Functions:
+  stream-http     the HTTP integration prelude (201, text/event-stream, x-function,
+                  two cookies), 8 NULs, then three server-sent events; each event
+                  is its own PayloadChunk and HTTP chunk
+  stream-split    the same bytes, split at awkward points: the prelude's JSON and
+                  its NULs across PayloadChunks, the frames across HTTP chunks
+                  of 7 bytes
+  stream-plain    no prelude: three chunks "chunk <i>\n", content type text/plain
+  stream-echo     no prelude: the payload received, then the signature verdict,
+                  in two chunks (content type application/json)
+  stream-fail     the prelude, one event, then (0.3 s later) InvokeComplete with
+                  ErrorCode Unhandled and ErrorDetails
+  stream-fail-early  InvokeComplete with ErrorCode at once, nothing written
+  stream-exception   the prelude, one event, then (0.3 s later) a ServiceException
+                  exception
+  stream-stall-<ms>  the prelude and one event, then nothing for <ms>, then the rest
+  stream-late-<ms>   nothing for <ms>, then as stream-http
+  stream-big-<n>     no prelude: <n> events of 16 KiB (event i is "%07d\n" % i
+                     repeated), application/octet-stream, cut into HTTP chunks
+                     of 10000 bytes
+Writes without a pause between them go out in one send (function.py), so an
+answer without pauses reaches the gateway at once.
+  throttle, nosuch, ...  the Invoke API's errors, as above
 """
 
 import base64
+import binascii
 import json
 import re
+import struct
 import threading
 import time
 from urllib.parse import unquote
 
 PATH_RE = re.compile(r"/2015-03-31/functions/([^/?]+)/invocations")
+STREAM_PATH_RE = re.compile(r"/2021-11-15/functions/([^/?]+)/response-streaming-invocations")
 SYNC_LIMIT = 6 * 1024 * 1024
 ASYNC_LIMIT = 1024 * 1024
 
@@ -261,6 +296,21 @@ def _event_body(event):
 
 def invoke(raw_name, query, headers, body, verdict, log):
     """(status, headers, body) for an Invoke API call."""
+    checked = _checked_call(raw_name, query, headers, body, verdict, log)
+    if checked[0] != "ok":
+        return checked[1]
+    _, name, qualifier, invocation_type, event, header = checked
+    return _answer(name, qualifier, invocation_type, event, header, body, verdict, log)
+
+
+def _checked_call(raw_name, query, headers, body, verdict, log, streaming=False):
+    """("error", (status, headers, body)), or ("ok", name, qualifier, invocation type,
+    event, lowercase headers) for a call that reaches the function."""
+    checked = _check_call(raw_name, query, headers, body, verdict, log, streaming)
+    return checked if checked[0] == "ok" else ("error", checked)
+
+
+def _check_call(raw_name, query, headers, body, verdict, log, streaming):
     header = {n.lower(): v for n, v in headers}
     service, region = _scope_service(headers)
     if verdict == "none":
@@ -287,6 +337,11 @@ def invoke(raw_name, query, headers, body, verdict, log):
                       "specified qualifier.")
     qualifier = unquote(qualifier) if qualifier else name_qualifier
     invocation_type = header.get("x-amz-invocation-type", "RequestResponse")
+    if streaming and invocation_type not in ("RequestResponse", "DryRun"):
+        return _error(400, "ValidationException",
+                      "1 validation error detected: Value '%s' at 'invocationType' failed "
+                      "to satisfy constraint: Member must satisfy enum value set: "
+                      "[RequestResponse, DryRun]" % invocation_type)
     limit = ASYNC_LIMIT if invocation_type == "Event" else SYNC_LIMIT
     if len(body) > limit:
         return _error(413, "RequestTooLargeException",
@@ -300,6 +355,9 @@ def invoke(raw_name, query, headers, body, verdict, log):
     known = name in ("echo", "echo-body", "raw-echo", "cookies", "untyped", "forged-log",
                      "plain", "fail", "throttle", "unavailable", "updating", "malformed",
                      "badproxy") or re.fullmatch(r"sleep-\d{1,6}", name)
+    if streaming:
+        known = name in STREAM_FUNCTIONS or re.fullmatch(r"stream-(stall|late|big)-\d{1,6}", name) \
+            or name in ("throttle", "unavailable", "updating")
     if not known:
         return _error(404, "ResourceNotFoundException",
                       "Function not found: arn:aws:lambda:%s:123456789012:function:%s"
@@ -325,7 +383,10 @@ def invoke(raw_name, query, headers, body, verdict, log):
             REQUEST_IDS[request_id] = REQUEST_IDS.get(request_id, 0) + 1
     if invocation_type == "Event":
         return 202, [], b""
+    return "ok", name, qualifier, invocation_type, event, header
 
+
+def _answer(name, qualifier, invocation_type, event, header, body, verdict, log):
     out = [("Content-Type", "application/json"),
            ("X-Amz-Executed-Version", qualifier or "$LATEST")]
     if header.get("x-amz-log-type") == "Tail":
@@ -379,3 +440,133 @@ def invoke(raw_name, query, headers, body, verdict, log):
     else:  # badproxy
         result = {"statusCode": "abc", "body": "x"}
     return 200, out, json.dumps(result).encode()
+
+
+# -- InvokeWithResponseStream ---------------------------------------------------
+
+STREAM_FUNCTIONS = ("stream-http", "stream-split", "stream-plain", "stream-echo",
+                    "stream-fail", "stream-fail-early", "stream-exception")
+HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
+
+
+def _string_header(name, value):
+    """An event-stream header of type 7 (string)."""
+    name, value = name.encode(), value.encode()
+    return struct.pack("B", len(name)) + name + b"\x07" + struct.pack(">H", len(value)) + value
+
+
+def encode_frame(headers, payload):
+    """One event-stream message: the prelude (total length, headers length, CRC32 of
+    both), the headers, the payload and the CRC32 of all that precedes it."""
+    head = b"".join(_string_header(n, v) for n, v in headers)
+    total = 12 + len(head) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(head))
+    prelude += struct.pack(">I", binascii.crc32(prelude))
+    message = prelude + head + payload
+    return message + struct.pack(">I", binascii.crc32(message))
+
+
+def event_frame(event_type, payload, content_type="application/octet-stream"):
+    return encode_frame([(":event-type", event_type), (":content-type", content_type),
+                         (":message-type", "event")], payload)
+
+
+def complete_frame(error_code=None, error_details=None, log_result=None):
+    done = {}
+    if error_code:
+        done["ErrorCode"] = error_code
+        done["ErrorDetails"] = error_details or ""
+    if log_result:
+        done["LogResult"] = log_result
+    return event_frame("InvokeComplete", json.dumps(done).encode(), "application/json")
+
+
+def exception_frame(exception_type, message):
+    return encode_frame([(":exception-type", exception_type),
+                         (":content-type", "application/json"),
+                         (":message-type", "exception")],
+                        json.dumps({"message": message}).encode())
+
+
+def http_prelude(name):
+    return json.dumps({"statusCode": 201,
+                       "headers": {"content-type": "text/event-stream", "x-function": name},
+                       "cookies": ["a=1; Path=/", "b=2; Path=/"]}).encode() + b"\0" * 8
+
+
+SSE_EVENTS = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
+FAIL_AFTER = 0.3  # seconds
+
+
+def invoke_stream(raw_name, query, headers, body, verdict, log):
+    """(status, headers, writes) for an InvokeWithResponseStream call: writes is a list
+    of (bytes, seconds to wait before writing them), each one HTTP chunk, or the body
+    of an error."""
+    checked = _checked_call(raw_name, query, headers, body, verdict, log, streaming=True)
+    if checked[0] != "ok":
+        return checked[1]
+    _, name, qualifier, _invocation_type, event, header = checked
+    fmt, problems = check_event(event)
+    if problems:
+        log("mock: %s event problems: %s" % (fmt, "; ".join(problems)))
+    tail = None
+    if header.get("x-amz-log-type") == "Tail":
+        tail = base64.b64encode(("START RequestId: mock Version: $LATEST\nmock log line "
+                                 "from %s\nEND RequestId: mock\n" % name).encode()).decode()
+    failure = ("Unhandled", json.dumps({"errorType": "Error",
+                                        "errorMessage": "boom mid-stream"}))
+    content_type = HTTP_INTEGRATION
+    frames = []  # (frame bytes, delay before it)
+    if name == "stream-plain":
+        content_type = "text/plain"
+        frames = [(event_frame("PayloadChunk", b"chunk %d\n" % i), 0) for i in range(3)]
+    elif name == "stream-echo":
+        content_type = "application/json"
+        frames = [(event_frame("PayloadChunk", body), 0),
+                  (event_frame("PayloadChunk", ("\nsignature: %s format: %s problems: %d\n"
+                                                % (verdict, fmt, len(problems))).encode()), 0)]
+    elif name.startswith("stream-big-"):
+        # <n> events of 16 KiB: event i is "%07d\n" % i repeated, the frames cut
+        # across HTTP chunks of 10000 bytes, sent without pauses
+        content_type = "application/octet-stream"
+        stream = b"".join(event_frame("PayloadChunk", (b"%07d\n" % i) * 2048)
+                          for i in range(int(name[len("stream-big-"):])))
+        stream += complete_frame(log_result=tail)
+        return 200, [("Content-Type", content_type)], \
+            [(stream[i:i + 10000], 0) for i in range(0, len(stream), 10000)]
+    elif name == "stream-fail-early":
+        return 200, [("Content-Type", HTTP_INTEGRATION),
+                     ("X-Amz-Executed-Version", qualifier or "$LATEST")], \
+            [(complete_frame(*failure, tail), 0)]
+    else:
+        payload = http_prelude(name)
+        if name == "stream-split":
+            # The JSON cut in the middle, the NULs cut 3/5, the body mid-event.
+            whole = payload + b"".join(SSE_EVENTS)
+            cuts = [0, 10, len(payload) - 5, len(payload) + 4, len(whole)]
+            frames = [(event_frame("PayloadChunk", whole[a:b]), 0)
+                      for a, b in zip(cuts, cuts[1:])]
+        else:
+            events = SSE_EVENTS if name == "stream-http" or name.startswith(
+                ("stream-stall-", "stream-late-")) else SSE_EVENTS[:1]
+            frames = [(event_frame("PayloadChunk", payload), 0)]
+            frames += [(event_frame("PayloadChunk", e), 0) for e in events]
+        if name.startswith("stream-stall-"):
+            frames[2] = (frames[2][0], int(name[len("stream-stall-"):]) / 1000.0)
+        if name.startswith("stream-late-"):
+            frames[0] = (frames[0][0], int(name[len("stream-late-"):]) / 1000.0)
+    # The failures come after a pause, so that the head and the first event have
+    # reached the client (the answer streams) when they do.
+    if name == "stream-fail":
+        frames.append((complete_frame(*failure, tail), FAIL_AFTER))
+    elif name == "stream-exception":
+        frames.append((exception_frame("ServiceException", "the stream broke"), FAIL_AFTER))
+    else:
+        frames.append((complete_frame(log_result=tail), 0))
+    if name == "stream-split":
+        stream = b"".join(f for f, _ in frames)
+        writes = [(stream[i:i + 7], 0) for i in range(0, len(stream), 7)]
+    else:
+        writes = frames
+    out = [("Content-Type", content_type), ("X-Amz-Executed-Version", qualifier or "$LATEST")]
+    return 200, out, writes

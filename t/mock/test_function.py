@@ -521,6 +521,50 @@ class TestEndpoints(MockTestCase):
         self.assertIn(("Content-Length", "200000"), headers)
         self.assertEqual(body, b"x" * 200000)
 
+    def test_streams(self):
+        c = http.client.HTTPConnection(self.mock.host, self.mock.port, timeout=10)
+        t0 = time.monotonic()
+        c.request("GET", "/stream/3/100?tag=t")
+        r = c.getresponse()
+        self.assertEqual(r.getheader("Transfer-Encoding"), "chunked")
+        self.assertEqual(r.read(), b"chunk 0\nchunk 1\nchunk 2\n")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.19)
+        c.request("GET", "/sse/2/0")
+        r = c.getresponse()
+        self.assertEqual(r.getheader("Content-Type"), "text/event-stream")
+        self.assertEqual(r.read(), b"data: event 0\n\ndata: event 1\n\n")
+        # the generated body: piece k is k (8 bytes) then bytes (k + i) % 251
+        c.request("GET", "/stream-big/140000?tag=big&sha256=1&length=1")
+        r = c.getresponse()
+        self.assertEqual(r.getheader("Content-Length"), "140000")
+        body = r.read()
+        self.assertEqual(len(body), 140000)
+        self.assertEqual(body[65536:65544], (1).to_bytes(8, "big"))
+        self.assertEqual(body[65544:65547], bytes([1, 2, 3]))
+        c.request("GET", "/_streams?tag=big")
+        record = json.loads(c.getresponse().read())
+        self.assertEqual((record["sent"], record["done"], record["closed"]),
+                         (140000, True, False))
+        self.assertEqual(record["sha256"], hashlib.sha256(body).hexdigest())
+        c.request("GET", "/_streams")
+        self.assertEqual(sorted(json.loads(c.getresponse().read())), ["big", "t"])
+        c.close()
+
+    def test_streams_that_break(self):
+        for path in ("/cut/1000", "/reset/1000"):
+            c = http.client.HTTPConnection(self.mock.host, self.mock.port, timeout=10)
+            c.request("GET", path)
+            r = c.getresponse()
+            with self.assertRaises((http.client.IncompleteRead, ConnectionError)):
+                r.read()
+            c.close()
+        c = http.client.HTTPConnection(self.mock.host, self.mock.port, timeout=10)
+        t0 = time.monotonic()
+        c.request("GET", "/stall/200")
+        self.assertEqual(c.getresponse().read(), b"before\nafter\n")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.19)
+        c.close()
+
     def test_chunked(self):
         c = http.client.HTTPConnection(self.mock.host, self.mock.port, timeout=10)
         c.request("GET", "/chunked/150000")

@@ -184,5 +184,79 @@ class Invoke(unittest.TestCase):
         self.assertEqual(result["statusCode"], 422)
 
 
+class InvokeStream(unittest.TestCase):
+    """The InvokeWithResponseStream answers, read back with botocore's own event-stream
+    parser: the mock's frame encoder is held to an implementation it did not write."""
+
+    def call(self, name, headers=(), body=None):
+        auth = ("Authorization", "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/lambda/"
+                "aws4_request, SignedHeaders=host, Signature=00")
+        body = json.dumps(V2_EXAMPLE).encode() if body is None else body
+        return lambda_api.invoke_stream(name, "", [auth] + list(headers), body, "ok",
+                                        lambda _msg: None)
+
+    def messages(self, writes):
+        from botocore.eventstream import EventStreamBuffer
+        buf = EventStreamBuffer()
+        out = []
+        for data, _delay in writes:
+            buf.add_data(data)
+            out.extend(buf)
+        return out
+
+    def payload(self, messages):
+        return b"".join(m.payload for m in messages
+                        if m.headers.get(":event-type") == "PayloadChunk")
+
+    def test_frames_parse_with_botocore(self):
+        status, headers, writes = self.call("stream-http", [("X-Amz-Log-Type", "Tail")])
+        self.assertEqual(status, 200)
+        self.assertEqual(dict(headers)["Content-Type"], lambda_api.HTTP_INTEGRATION)
+        messages = self.messages(writes)
+        self.assertEqual([m.headers[":message-type"] for m in messages], ["event"] * 5)
+        prelude, _, body = self.payload(messages).partition(b"\0" * 8)
+        self.assertEqual(json.loads(prelude)["statusCode"], 201)
+        self.assertEqual(body, b"".join(lambda_api.SSE_EVENTS))
+        done = json.loads(messages[-1].payload)
+        self.assertEqual(messages[-1].headers[":event-type"], "InvokeComplete")
+        self.assertIn(b"mock log line from stream-http", base64.b64decode(done["LogResult"]))
+
+    def test_split_is_the_same_stream(self):
+        whole = self.payload(self.messages(self.call("stream-http")[2]))
+        _, _, writes = self.call("stream-split")
+        self.assertTrue(all(len(data) <= 7 for data, _ in writes))
+        messages = self.messages(writes)
+        self.assertGreater(len(messages), 4)
+        self.assertEqual(self.payload(messages), whole.replace(b"stream-http", b"stream-split"))
+
+    def test_failures(self):
+        messages = self.messages(self.call("stream-fail")[2])
+        done = json.loads(messages[-1].payload)
+        self.assertEqual(done["ErrorCode"], "Unhandled")
+        self.assertEqual(json.loads(done["ErrorDetails"])["errorMessage"], "boom mid-stream")
+        messages = self.messages(self.call("stream-fail-early")[2])
+        self.assertEqual(len(messages), 1)
+        messages = self.messages(self.call("stream-exception")[2])
+        self.assertEqual(messages[-1].headers[":message-type"], "exception")
+        self.assertEqual(messages[-1].headers[":exception-type"], "ServiceException")
+        _, _, writes = self.call("stream-stall-250")
+        self.assertEqual([d for _, d in writes], [0, 0, 0.25, 0, 0])
+        _, _, writes = self.call("stream-late-250")
+        self.assertEqual([d for _, d in writes], [0.25, 0, 0, 0, 0])
+        _, _, writes = self.call("stream-fail")
+        self.assertEqual([d for _, d in writes], [0, 0, lambda_api.FAIL_AFTER])
+
+    def test_big(self):
+        _, headers, writes = self.call("stream-big-3")
+        payload = self.payload(self.messages(writes))
+        self.assertEqual(payload, b"".join((b"%07d\n" % i) * 2048 for i in range(3)))
+
+    def test_api_errors(self):
+        self.assertEqual(self.call("stream-http", [("X-Amz-Invocation-Type", "Event")])[0], 400)
+        self.assertEqual(self.call("stream-http", [("X-Amz-Invocation-Type", "DryRun")])[0], 204)
+        self.assertEqual(self.call("echo")[0], 404)
+        self.assertEqual(self.call("throttle")[0], 429)
+
+
 if __name__ == "__main__":
     unittest.main()

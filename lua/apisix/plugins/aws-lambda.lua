@@ -18,20 +18,25 @@ local ERR = ngx.ERR
 local WARN = ngx.WARN
 local INFO = ngx.INFO
 local ngx_header = ngx.header
+local ngx_print = ngx.print
+local ngx_flush = ngx.flush
+local ngx_exit = ngx.exit
 local req_get_headers = ngx.req.get_headers
 local req_get_method = ngx.req.get_method
 local req_read_body = ngx.req.read_body
 local req_get_body_data = ngx.req.get_body_data
 local req_get_body_file = ngx.req.get_body_file
+local req_http_version = ngx.req.http_version
+local req_start_time = ngx.req.start_time
 local pairs = pairs
 local ipairs = ipairs
 local type = type
 local tonumber = tonumber
-local tostring = tostring
 local floor = math.floor
 local str_byte = string.byte
 local UNDERSCORE = str_byte("_")
 local setmetatable = setmetatable
+local rawget = rawget
 local tab_concat = table.concat
 local str_find = string.find
 local str_sub = string.sub
@@ -100,68 +105,81 @@ end
 -- What an event needs beyond method, headers, query and body, in the form
 -- `AwslRequest.context` documents: NUL-terminated fields, then the route's path
 -- parameters (APISIX's router names the `*` wildcard ":ext") as name, value pairs.
-local context_parts = new_tab(16, 0)
+-- Each `ngx.var` read is a lookup by name, so only what nginx alone knows is read
+-- here, once: the library cuts the query off the URI and formats the time.
+local PROTOCOLS = {
+    [0.9] = "HTTP/0.9", [1.0] = "HTTP/1.0", [1.1] = "HTTP/1.1", [2.0] = "HTTP/2.0",
+    [3.0] = "HTTP/3.0",
+}
+local param_parts = new_tab(8, 0)
 
 local function request_context(matched)
     local var = ngx.var
-    local path = var.request_uri
-    local q = str_find(path, "?", 1, true)
-    if q then
-        path = str_sub(path, 1, q - 1)
+    local protocol = PROTOCOLS[req_http_version()] or var.server_protocol
+    local fields = var.request_uri .. "\0" .. var.remote_addr .. "\0" .. var.request_id
+                   .. "\0" .. protocol .. "\0" .. var.host .. "\0"
+                   .. floor(req_start_time() * 1000) .. "\0"
+                   .. (matched and matched._path or "") .. "\0"
+    if not matched then
+        return fields
     end
-    context_parts[1] = path
-    context_parts[2] = var.remote_addr
-    context_parts[3] = var.request_id
-    context_parts[4] = var.server_protocol
-    context_parts[5] = var.host
-    context_parts[6] = var.time_local
-    context_parts[7] = tostring(floor(ngx.req.start_time() * 1000))
-    context_parts[8] = matched and matched._path or ""
-    local n = 8
-    if matched then
-        for name, value in pairs(matched) do
-            if type(name) == "string" and type(value) == "string"
-               and str_byte(name, 1) ~= UNDERSCORE then
-                context_parts[n + 1] = name
-                context_parts[n + 2] = value
-                n = n + 2
-            end
+    local n = 0
+    for name, value in pairs(matched) do
+        if type(name) == "string" and type(value) == "string"
+           and str_byte(name, 1) ~= UNDERSCORE then
+            param_parts[n + 1] = name
+            param_parts[n + 2] = value
+            n = n + 2
         end
     end
-    context_parts[n + 1] = ""
-    local blob = tab_concat(context_parts, "\0", 1, n + 1)
-    clear_tab(context_parts)
+    if n == 0 then
+        return fields
+    end
+    param_parts[n + 1] = ""
+    local blob = fields .. tab_concat(param_parts, "\0", 1, n + 1)
+    clear_tab(param_parts)
     return blob
 end
 
 
--- The client's headers as `name:value\n` lines; repeated headers stay repeated.
-local header_lines = new_tab(32, 0)
+-- The client's headers as `name:value\n` lines; repeated headers stay repeated. The
+-- pieces go into one reused table and are joined once: no string per line.
+local header_parts = new_tab(128, 0)
 
-local function request_headers()
-    local headers = req_get_headers(0)
+local function request_headers(headers)
     local n = 0
     for name, value in pairs(headers) do
         if type(value) == "table" then
             for _, v in ipairs(value) do
-                n = n + 1
-                header_lines[n] = name .. ":" .. v .. "\n"
+                header_parts[n + 1] = name
+                header_parts[n + 2] = ":"
+                header_parts[n + 3] = v
+                header_parts[n + 4] = "\n"
+                n = n + 4
             end
         else
-            n = n + 1
-            header_lines[n] = name .. ":" .. value .. "\n"
+            header_parts[n + 1] = name
+            header_parts[n + 2] = ":"
+            header_parts[n + 3] = value
+            header_parts[n + 4] = "\n"
+            n = n + 4
         end
     end
-    local blob = tab_concat(header_lines, "", 1, n)
-    clear_tab(header_lines)
+    local blob = tab_concat(header_parts, "", 1, n)
+    clear_tab(header_parts)
     return blob
 end
 
 
+-- The function's headers by name (a repeated one as a list of values), reused.
+local resp_headers = new_tab(0, 16)
+
 local function set_response_headers(head)
     local pos = 1
     local len = #head
-    local seen = {}
+    local seen = resp_headers
+    -- emptied first, so that nothing of an earlier request can remain in it
+    clear_tab(seen)
     while pos <= len do
         local colon = str_find(head, ":", pos, true)
         local eol = str_find(head, "\n", colon, true)
@@ -183,6 +201,54 @@ local function set_response_headers(head)
 end
 
 
+-- Writes a streamed answer to the client as it arrives: the head and first bytes, then
+-- each piece once the previous one was flushed (ngx.flush(true) waits for the client,
+-- and only then is the next piece asked for: backpressure). Ends the request itself,
+-- as APISIX's ai-proxy does; other plugins' header_filter, body_filter and log phases
+-- still run. A body that breaks off after the head was sent cannot become a 5xx: the
+-- cause is logged and the connection is cut (no last chunk on HTTP/1.1, RST_STREAM on
+-- HTTP/2), so the client can tell a cut answer from a whole one.
+local function send_stream(conf, status, head, first, stream)
+    ngx.status = status
+    set_response_headers(head)
+    -- The head goes out at once, with the first bytes if there are any.
+    local ok, err
+    if first ~= "" then
+        ok, err = ngx_print(first)
+    else
+        ok, err = ngx.send_headers()
+    end
+    if ok then
+        ok, err = ngx_flush(true)
+    end
+    while ok do
+        local chunk, serr, log = native.stream_next(stream, conf.stream_idle_timeout)
+        if not chunk then
+            if log then
+                ngx_log(INFO, plugin_name, ": ", log)
+            end
+            if serr then
+                ngx_log(ERR, "failed to process ", plugin_name,
+                        ", err: the function's answer broke off after it began: ", serr)
+                return ngx_exit(ngx.ERROR)
+            end
+            return ngx_exit(ngx.HTTP_OK)
+        end
+        ok, err = ngx_print(chunk)
+        -- The piece is garbage now: have the GC keep up with the body's pace, so
+        -- that a long stream does not pile up megabytes of dead pieces.
+        collectgarbage("step", #chunk / 1024)
+        if ok then
+            ok, err = ngx_flush(true)
+        end
+    end
+    -- The client went away: the library drops the rest and the function's connection.
+    native.stream_cancel(stream)
+    ngx_log(INFO, plugin_name, ": the client went away during a streamed answer: ", err)
+    return ngx_exit(ngx.ERROR)
+end
+
+
 function _M.access(conf, ctx)
     local route, err, sends_event = route_for(conf)
     if not route then
@@ -192,8 +258,11 @@ function _M.access(conf, ctx)
     end
 
     -- Refuse early when the length is known; a chunked body is checked once read.
+    local headers = req_get_headers(0)
     local max_body = conf.max_req_body_size
-    local length = tonumber(ngx.var.http_content_length)
+    -- rawget: the names are lowercase already, and a miss through the table's
+    -- metatable would normalise the name again
+    local length = tonumber(rawget(headers, "content-length"))
     if length and length > max_body then
         ngx_log(ERR, "failed to process ", plugin_name, ": request body of ", length,
                 " bytes is larger than max_req_body_size (", max_body, ")")
@@ -224,7 +293,8 @@ function _M.access(conf, ctx)
 
     local status, head, res_body, log, err_head = native.invoke(route, method, ext,
                                                                 ngx.var.args,
-                                                                request_headers(), body,
+                                                                request_headers(headers),
+                                                                body,
                                                                 body_file, conf.timeout,
                                                                 context)
     if log then
@@ -240,6 +310,10 @@ function _M.access(conf, ctx)
         return head
     end
 
+    if err_head then
+        -- `err_head` is the stream's id: the body is still coming.
+        return send_stream(conf, status, head, res_body, err_head)
+    end
     set_response_headers(head)
     if method ~= "HEAD" then
         ngx_header["Content-Length"] = #res_body

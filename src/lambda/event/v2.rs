@@ -183,6 +183,7 @@ pub(super) fn build(
     };
     // What a function URL would have: the first label of the host is the URL's id.
     let domain_prefix = ctx.host.split('.').next().unwrap_or_default();
+    let time = ctx.time();
     let event = Event {
         version: "2.0",
         route_key: &route_key,
@@ -200,7 +201,7 @@ pub(super) fn build(
             api_id: domain_prefix,
             domain_name: ctx.host,
             domain_prefix,
-            time: ctx.time,
+            time: time.as_str(),
             time_epoch: ctx.epoch_ms,
             http: Http {
                 method,

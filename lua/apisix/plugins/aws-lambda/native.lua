@@ -45,6 +45,8 @@ local C = ffi.load(lib_path)
 local OK = C.AWSL_OK
 local AGAIN = C.AWSL_AGAIN
 local DEAD = C.AWSL_DEAD
+local DONE = C.AWSL_DONE
+local ERROR = C.AWSL_ERROR
 
 local _M = {
     version = lib_lua.version,
@@ -56,6 +58,7 @@ local _M = {
 -- Allocated once: the per-request path fills these instead of allocating.
 local req = ffi.new("AwslRequest")
 local lent = ffi.new("AwslOutcome")
+local chunk = ffi.new("AwslChunk")
 local ticket_out = ffi.new("uint32_t[1]")
 
 -- The worker's pump and its waiters live in the Lua registry, not in this module:
@@ -81,6 +84,11 @@ local free_semas = state.free_semas
 
 -- How long the pump's read may idle; the runtime writes a heartbeat well within it.
 local PUMP_READ_TIMEOUT = 60000
+-- stream_next's message: a cause, or a log tail (1000 characters of up to 4 bytes) after
+-- its cause or prefix. A buffer of its own, made once: get_string_buf makes a new one
+-- on every call for more than its 4 KiB, and stream_next runs once per streamed piece.
+local STREAM_LOG_MAX = 8192
+local stream_errbuf = ffi.new("char[?]", STREAM_LOG_MAX)
 
 local pump
 
@@ -294,9 +302,11 @@ end
 
 
 -- Copies the outcome that `awsl_ticket_lend` lent out of the library and ends the loan:
--- `status, head, body, log`, or `nil, status, message, log, head`. Called right after
--- the lend: nothing yields while the loan is read.
-local function copy_lent()
+-- `status, head, body, log, stream`, or `nil, status, message, log, head`. `stream` is
+-- the ticket's id when the body is streamed (`body` is then its first bytes: read the
+-- rest with `stream_next`). Called right after the lend: nothing yields while the loan
+-- is read.
+local function copy_lent(id)
     local log
     if lent.log_len > 0 then
         log = ffi_string(lent.log, lent.log_len)
@@ -305,9 +315,13 @@ local function copy_lent()
     local body = ffi_string(lent.body, lent.body_len)
     local status = tonumber(lent.status)
     local is_error = lent.is_error ~= 0
+    local more = lent.more ~= 0
     C.awsl_ticket_release()
     if is_error then
         return nil, status, body, log, head
+    end
+    if more then
+        return status, head, body, log, id
     end
     return status, head, body, log
 end
@@ -333,8 +347,34 @@ local function poll(id, timeout_ms)
 end
 
 
+-- Waits for ticket `id` on the pump, up to `timeout_ms` and a margin of 1 s. On a
+-- timeout the ticket is cancelled and `nil, err` returned.
+local function wait_pump(id, timeout_ms)
+    local sema = tab_remove(free_semas)
+    if not sema then
+        sema = semaphore.new()
+    end
+    waiting[id] = sema
+    state.nwaiting = state.nwaiting + 1
+    local waited, werr = sema:wait(timeout_ms / 1000 + 1)
+    if not waited then
+        if waiting[id] then
+            waiting[id] = nil
+            state.nwaiting = state.nwaiting - 1
+        end
+        -- This semaphore may still be posted: do not reuse it.
+        C.awsl_ticket_cancel(id)
+        close_if_idle()
+        return nil, werr
+    end
+    free_semas[#free_semas + 1] = sema
+    return true
+end
+
+
 -- Calls the function behind `route` and waits without blocking the worker.
--- Returns `status, head, body, log` (head: `name:value\n` lines), or
+-- Returns `status, head, body, log, stream` (head: `name:value\n` lines; `stream` the
+-- id to pass to `stream_next` when the body is streamed, `body` then its first bytes), or
 -- `nil, status, message, log, head` when the call failed (the message is for the
 -- error log; head, when not nil, holds headers to answer the status with, such as
 -- `Retry-After`). `log`, when not nil, is one line for the error log at info level.
@@ -379,30 +419,16 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
         if not poll(id, timeout_ms) then
             return nil, 504, "no answer from the native runtime within the timeout"
         end
-        return copy_lent()
+        return copy_lent(id)
     end
 
-    local sema = tab_remove(free_semas)
-    if not sema then
-        sema = semaphore.new()
-    end
-    waiting[id] = sema
-    state.nwaiting = state.nwaiting + 1
     -- The runtime answers by the route's timeout; the margin only guards against a
     -- runtime that died.
-    local waited, werr = sema:wait(timeout_ms / 1000 + 1)
+    local waited, werr = wait_pump(id, timeout_ms)
     if not waited then
-        if waiting[id] then
-            waiting[id] = nil
-            state.nwaiting = state.nwaiting - 1
-        end
-        -- This semaphore may still be posted: do not reuse it.
-        C.awsl_ticket_cancel(id)
-        close_if_idle()
         ngx_log(WARN, "aws-lambda: no completion for ticket ", id, ": ", werr)
         return nil, 504, "no answer from the native runtime within the timeout"
     end
-    free_semas[#free_semas + 1] = sema
 
     local rc = C.awsl_ticket_lend(id, lent)
     if rc ~= OK then
@@ -410,7 +436,60 @@ function _M.invoke(route, method, ext, query, headers, body, body_file, timeout_
         return nil, 500, "the outcome of the request was lost"
     end
     close_if_idle()
-    return copy_lent()
+    return copy_lent(id)
+end
+
+
+-- The next piece of the streamed body of ticket `id` (see `invoke`), waiting without
+-- blocking the worker: a string (never empty); `nil, nil, log` at the body's end (`log`:
+-- what the function logged, for the error log at info level, or nil); or `nil, err`
+-- when it broke off (the function closed, reset or stayed silent for `idle_ms`; the
+-- message is for the error log). Call it only once the previous piece was written and
+-- flushed: the library reads on from the function only while less than 64 KiB waits.
+function _M.stream_next(id, idle_ms)
+    -- shared by every request's coroutine: nothing yields between the call and the read
+    local errbuf = stream_errbuf
+    local errlen = get_size_ptr()
+    while true do
+        errlen[0] = STREAM_LOG_MAX
+        local rc = C.awsl_stream_next(id, chunk, errbuf, errlen)
+        if rc == OK then
+            return ffi_string(chunk.data, chunk.len)
+        end
+        if rc ~= AGAIN then
+            C.awsl_ticket_release()
+            close_if_idle()
+            if rc == DONE then
+                if errlen[0] > 0 then
+                    return nil, nil, ffi_string(errbuf, errlen[0])
+                end
+                return nil
+            end
+            if rc == ERROR then
+                return nil, ffi_string(errbuf, errlen[0])
+            end
+            return nil, "the rest of the answer was lost"
+        end
+        if state.closed then
+            ngx.sleep(0.005)
+        else
+            -- The library cuts a stream silent for idle_ms; the margin only guards
+            -- against a runtime that died.
+            local waited, werr = wait_pump(id, idle_ms)
+            if not waited then
+                return nil, "no data from the native runtime: " .. werr
+            end
+        end
+    end
+end
+
+
+-- Ends the stream of ticket `id` early (the client went away): the library drops the
+-- rest of the body and closes the function's connection.
+function _M.stream_cancel(id)
+    C.awsl_ticket_cancel(id)
+    C.awsl_ticket_release()
+    close_if_idle()
 end
 
 
