@@ -2,20 +2,27 @@
 //!
 //! Negotiated by ALPN over TLS only; when the function picks http/1.1 the exchange goes
 //! on the HTTP/1.1 pool. An endpoint keeps one connection and opens another only when
-//! every open one carries [`STREAMS_PER_CONN`] calls. hyper does not tell the peer's
-//! `SETTINGS_MAX_CONCURRENT_STREAMS`: calls over the peer's limit wait in hyper's queue
-//! for a free stream, which costs latency, never an error.
+//! every open one carries [`STREAMS_PER_CONN`] calls. Calls over the peer's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` wait in h2's queue for a free stream, which costs
+//! latency, never an error.
+//!
+//! The h2 crate directly, not hyper's `client::conn::http2` over it: hyper spawns a task
+//! per request that waits for the answer and hands it to the caller, sized like its
+//! largest future (the connection's), 2.7 KB per call in flight (heaptrack, scale
+//! bench), plus a wake-up and a channel send per request. Here the call's own task
+//! awaits h2's response future.
 
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ::h2::client::{self, ResponseFuture, SendRequest};
+use ::h2::RecvStream;
 use bytes::Bytes;
-use http::header::HOST;
-use http::{Request, Uri};
-use http_body_util::Full;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 
@@ -26,15 +33,21 @@ use super::{ClientError, Endpoint, MAX_HEAD_BYTES};
 /// recommends as the least a server should allow.
 pub(crate) const STREAMS_PER_CONN: usize = 128;
 
-pub(super) type Sender = http2::SendRequest<Full<Bytes>>;
+pub(super) type Sender = SendRequest<Bytes>;
+
+/// A connection just opened: its sender, and the flag its task sets when it ends.
+pub(super) struct Opened {
+    sender: Sender,
+    going_away: Arc<AtomicBool>,
+}
 
 /// One HTTP/2 connection: clones of its sender share it.
 pub(super) struct H2Conn {
     sender: Sender,
     /// Calls on it right now.
     streams: Arc<AtomicUsize>,
-    /// A call on it failed in a way that ends the connection (GOAWAY, reset, EOF):
-    /// nothing new goes on it, even while its other streams finish.
+    /// A call on it failed in a way that ends the connection (GOAWAY, reset, EOF), or
+    /// its task ended: nothing new goes on it, even while its other streams finish.
     going_away: Arc<AtomicBool>,
     opened: Instant,
     last_used: Instant,
@@ -42,7 +55,7 @@ pub(super) struct H2Conn {
 
 impl H2Conn {
     fn usable(&self) -> bool {
-        !self.going_away.load(Relaxed) && !self.sender.is_closed()
+        !self.going_away.load(Relaxed)
     }
 }
 
@@ -131,13 +144,13 @@ impl H2List {
     }
 
     /// Ends this call's connect with a new h2 connection, and takes a stream on it.
-    pub(super) fn connected(&mut self, sender: Sender, now: Instant) -> H2Stream {
+    pub(super) fn connected(&mut self, opened: Opened, now: Instant) -> H2Stream {
         self.connect_failed();
         self.refused = false;
         let conn = H2Conn {
-            sender,
+            sender: opened.sender,
             streams: Arc::new(AtomicUsize::new(1)),
-            going_away: Arc::default(),
+            going_away: opened.going_away,
             opened: now,
             last_used: now,
         };
@@ -157,7 +170,7 @@ impl H2List {
     }
 
     /// Connections with no call for `keepalive_timeout` are closed (dropping the last
-    /// sender ends hyper's connection task), and so are dead ones.
+    /// sender ends h2's connection task), and so are dead ones.
     pub(super) fn sweep(&mut self, now: Instant) {
         self.conns.retain(|c| {
             c.usable()
@@ -180,21 +193,107 @@ impl H2List {
 }
 
 /// Starts HTTP/2 on a connection whose TLS handshake picked `h2`. Takes any connected
-/// stream, so that the handshake may happen elsewhere.
-pub(super) async fn handshake<T>(ep: &Endpoint, io: T) -> Result<Sender, ClientError>
+/// stream, so that the handshake may happen elsewhere. Window and buffer sizes are
+/// hyper's defaults, which this client used before.
+pub(super) async fn handshake<T>(ep: &Endpoint, io: T) -> Result<Opened, ClientError>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+    let (sender, conn) = client::Builder::new()
+        .initial_window_size(2 * 1024 * 1024)
+        .initial_connection_window_size(5 * 1024 * 1024)
+        .max_send_buffer_size(1024 * 1024)
         .max_header_list_size(u32::try_from(MAX_HEAD_BYTES).unwrap_or(u32::MAX))
-        .handshake(TokioIo::new(io))
+        .enable_push(false)
+        .handshake::<_, Bytes>(io)
         .await
         .map_err(|e| ClientError::Unreachable(format!("connecting to {ep} failed: {e}")))?;
+    let going_away = Arc::new(AtomicBool::new(false));
+    let ended = going_away.clone();
     tokio::spawn(async move {
-        // Ends when the peer closes or the last sender is dropped.
+        // Ends when the peer closes, or when the last sender and stream are dropped.
         let _ = conn.await;
+        ended.store(true, Relaxed);
     });
-    Ok(sender)
+    Ok(Opened { sender, going_away })
+}
+
+/// Why a request on a stream failed, and whether it provably never left: h2 refused it
+/// before queueing it (the connection was closing or gone).
+pub(super) struct SendError {
+    pub(super) error: ::h2::Error,
+    pub(super) unsent: bool,
+}
+
+/// Sends `req` on `stream` and waits for the answer's head. The body is queued whole
+/// (it is in memory already); h2 sends it as the function's flow-control window allows.
+pub(super) async fn send(
+    stream: &mut H2Stream,
+    req: Request<Full<Bytes>>,
+) -> Result<Response<RecvStream>, SendError> {
+    let unsent = |error| SendError {
+        error,
+        unsent: true,
+    };
+    let (mut parts, body) = req.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes());
+    strip_connection_headers(&mut parts.headers);
+    if !body.is_empty() || has_payload_semantics(&parts.method) {
+        parts
+            .headers
+            .entry(CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(body.len()));
+    }
+    poll_fn(|cx| stream.sender.poll_ready(cx))
+        .await
+        .map_err(unsent)?;
+    let head = Request::from_parts(parts, ());
+    let (response, mut out): (ResponseFuture, _) = stream
+        .sender
+        .send_request(head, body.is_empty())
+        .map_err(unsent)?;
+    if !body.is_empty() {
+        out.send_data(body, true).map_err(|error| SendError {
+            error,
+            unsent: false,
+        })?;
+    }
+    response.await.map_err(|error| SendError {
+        error,
+        unsent: false,
+    })
+}
+
+/// The hop-by-hop headers HTTP/2 forbids (RFC 9113 8.2.2), which h2 would refuse the
+/// request for: dropped, with those the Connection header names, as hyper does.
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    const HOP: [HeaderName; 3] = [
+        TRANSFER_ENCODING,
+        UPGRADE,
+        HeaderName::from_static("keep-alive"),
+    ];
+    for name in &HOP {
+        headers.remove(name);
+    }
+    headers.remove("proxy-connection");
+    if headers.get(TE).is_some_and(|te| te != "trailers") {
+        headers.remove(TE);
+    }
+    if let Some(connection) = headers.remove(CONNECTION) {
+        if let Ok(names) = connection.to_str() {
+            for name in names.split(',') {
+                headers.remove(name.trim());
+            }
+        }
+    }
+}
+
+/// Methods whose empty body still gets `content-length: 0` (as hyper and nginx send).
+fn has_payload_semantics(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::CONNECT
+    )
 }
 
 /// HTTP/2 takes the authority from the URI (`:authority`), not from a Host header.
@@ -233,40 +332,27 @@ pub(super) fn origin_form(req: &mut Request<Full<Bytes>>) {
     }
 }
 
-/// Whether a failed call goes out once more (on another connection), and which copy:
-/// the request hyper handed back unsent, or `copy` when the function provably did not
-/// process it, or when it is idempotent and the connection ended before its answer
-/// (an HTTP/2 stream fails before its response head or not at all). At most once.
+/// Whether a failed call goes out once more (on another connection), with `copy` (kept
+/// from the first attempt): when h2 never took it (`unsent`), when the function
+/// provably did not process it, or when it is idempotent and the connection ended
+/// before its answer (an HTTP/2 stream fails before its response head or not at all).
+/// At most once.
 pub(super) fn retry(
-    unsent: Option<Request<Full<Bytes>>>,
     copy: Option<Request<Full<Bytes>>>,
     retried: bool,
     idempotent: bool,
-    err: &hyper::Error,
+    err: &SendError,
 ) -> Option<Request<Full<Bytes>>> {
     if retried {
         return None;
     }
-    unsent.or_else(|| {
-        copy.filter(|_| unprocessed(err) || (idempotent && super::closed_before_answer(err)))
-    })
+    copy.filter(|_| err.unsent || unprocessed(&err.error) || (idempotent && closed(&err.error)))
 }
 
 /// The error ended one stream, not the connection (RST_STREAM): other calls may still
 /// use it.
-pub(super) fn stream_only(err: &hyper::Error) -> bool {
-    cause(err).is_some_and(|e| e.is_reset())
-}
-
-pub(super) fn cause(err: &hyper::Error) -> Option<&h2::Error> {
-    let mut cause = std::error::Error::source(err);
-    while let Some(c) = cause {
-        if let Some(h2) = c.downcast_ref::<h2::Error>() {
-            return Some(h2);
-        }
-        cause = c.source();
-    }
-    None
+pub(super) fn stream_only(err: &::h2::Error) -> bool {
+    err.is_reset()
 }
 
 /// The function provably did not process the stream, so that even a POST may go again
@@ -274,12 +360,15 @@ pub(super) fn cause(err: &hyper::Error) -> Option<&h2::Error> {
 /// of a graceful GOAWAY (h2 fails those, and only those, with a remote NO_ERROR GOAWAY;
 /// a connection that ends after a GOAWAY fails the streams it still had with an I/O
 /// error).
-fn unprocessed(err: &hyper::Error) -> bool {
-    cause(err).is_some_and(|h2| {
-        let refused = h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM);
-        let above_goaway = h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR);
-        h2.is_remote() && (refused || above_goaway)
-    })
+fn unprocessed(h2: &::h2::Error) -> bool {
+    let refused = h2.is_reset() && h2.reason() == Some(::h2::Reason::REFUSED_STREAM);
+    let above_goaway = h2.is_go_away() && h2.reason() == Some(::h2::Reason::NO_ERROR);
+    h2.is_remote() && (refused || above_goaway)
+}
+
+/// The connection ended or broke under the stream.
+fn closed(h2: &::h2::Error) -> bool {
+    h2.get_io().is_some_and(|io| super::broken(io.kind()))
 }
 
 #[cfg(test)]
@@ -296,5 +385,32 @@ mod tests {
         absolute(&mut req).unwrap();
         assert_eq!(req.uri(), "https://fn.example:8443/fn/x?a=b");
         assert!(req.headers().get(HOST).is_none());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_with_those_connection_names() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "close, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "gzip"),
+            ("x-amz-date", "20261204T000000Z"),
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_connection_headers(&mut headers);
+        let left: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-amz-date"]);
+
+        let mut trailers = HeaderMap::new();
+        trailers.insert(TE, HeaderValue::from_static("trailers"));
+        strip_connection_headers(&mut trailers);
+        assert_eq!(trailers.len(), 1);
     }
 }

@@ -1,4 +1,5 @@
-//! HTTP/1.1 client on hyper's connection API, with an own pool keyed by endpoint.
+//! HTTP/1.1 client on hyper's connection API, with an own pool keyed by endpoint, and
+//! HTTP/2 on the h2 crate (see `h2`).
 //!
 //! DESIGN.md measured hyper's `client::conn::http1` with an own pool at half the
 //! per-request CPU of hyper-util's legacy client and a quarter of reqwest's, so the
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Frame, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
@@ -271,7 +272,7 @@ enum Lease {
 /// A new connection, in the protocol ALPN chose.
 enum Connected {
     H1(Conn),
-    H2(h2::Sender),
+    H2(h2::Opened),
 }
 
 /// An HTTP/2 endpoint's connect in progress; dropped before it ends (failed, or the
@@ -346,7 +347,7 @@ impl Pool {
                     // a request goes out on it (its idle timeout, a reload): see `retry`.
                     let copy = (reused && idempotent && !retried).then(|| copy_request(&req));
                     match conn.sender.try_send_request(req).await {
-                        Ok(res) => (res, Lease::H1(conn, reused)),
+                        Ok(res) => (res.map(AnswerBody::H1), Lease::H1(conn, reused)),
                         Err(mut err) => {
                             let unsent = err.take_message();
                             let answered = conn.answered.load(Ordering::Relaxed);
@@ -357,7 +358,7 @@ impl Pool {
                                     failed_at = Some(Instant::now());
                                     continue;
                                 }
-                                None => return Err(response_error(ep, err.into_error(), retried)),
+                                None => return Err(response_error(ep, &err.into_error(), retried)),
                             }
                         }
                     }
@@ -365,14 +366,13 @@ impl Pool {
                 Lease::H2(mut stream) => {
                     h2::absolute(&mut req)?;
                     let copy = (!retried).then(|| copy_request(&req));
-                    match stream.sender.try_send_request(req).await {
-                        Ok(res) => (res, Lease::H2(stream)),
-                        Err(mut err) => {
-                            if !h2::stream_only(err.error()) {
+                    match h2::send(&mut stream, req).await {
+                        Ok(res) => (res.map(AnswerBody::H2), Lease::H2(stream)),
+                        Err(err) => {
+                            if !h2::stream_only(&err.error) {
                                 stream.retire();
                             }
-                            let unsent = err.take_message();
-                            match h2::retry(unsent, copy, retried, idempotent, err.error()) {
+                            match h2::retry(copy, retried, idempotent, &err) {
                                 Some(mut again) => {
                                     // The retry may go on HTTP/1.1.
                                     h2::origin_form(&mut again);
@@ -381,7 +381,7 @@ impl Pool {
                                     failed_at = Some(Instant::now());
                                     continue;
                                 }
-                                None => return Err(response_error(ep, err.into_error(), retried)),
+                                None => return Err(response_error(ep, &err.error, retried)),
                             }
                         }
                     }
@@ -561,7 +561,7 @@ impl Pool {
                 }
                 Lease::H1(conn, false)
             }
-            Connected::H2(sender) => Lease::H2(list.h2.connected(sender, now)),
+            Connected::H2(opened) => Lease::H2(list.h2.connected(opened, now)),
         })
     }
 
@@ -624,11 +624,51 @@ fn count_failure(err: &ClientError) {
 struct Answer {
     parts: http::response::Parts,
     length: Option<u64>,
-    body: Incoming,
+    body: AnswerBody,
     lease: Lease,
     /// Whether `lease` may go back to the pool once the body was read.
     reuse: bool,
     _active: Option<Active>,
+}
+
+/// An answer's body on either protocol.
+enum AnswerBody {
+    H1(Incoming),
+    H2(::h2::RecvStream),
+}
+
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+impl hyper::body::Body for AnswerBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            AnswerBody::H1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            // Trailers are not read: nginx cannot pass them on from here.
+            AnswerBody::H2(body) => match body.poll_data(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    // Read: the function may send as much again.
+                    let _ = body.flow_control().release_capacity(data.len());
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            AnswerBody::H1(body) => body.is_end_stream(),
+            AnswerBody::H2(body) => body.is_end_stream(),
+        }
+    }
 }
 
 /// The body of a streamed answer, read as it arrives. At its end an HTTP/1.1
@@ -639,7 +679,7 @@ pub struct BodyReader<'a> {
     pool: &'a Pool,
     ep: Endpoint,
     opts: Options,
-    body: Incoming,
+    body: AnswerBody,
     lease: Option<Lease>,
     reuse: bool,
     _active: Option<Active>,
@@ -661,7 +701,7 @@ impl crate::stream::Source for BodyReader<'_> {
                     // hyper's own text is generic ("error reading a body from
                     // connection"): the causes below it say what happened.
                     let mut cause = err.to_string();
-                    let mut source = std::error::Error::source(&err);
+                    let mut source = err.source();
                     while let Some(inner) = source {
                         cause.push_str(": ");
                         cause.push_str(&inner.to_string());
@@ -734,17 +774,20 @@ fn closed_before_answer(err: &hyper::Error) -> bool {
     let mut cause = std::error::Error::source(err);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::UnexpectedEof
-            );
+            return broken(io.kind());
         }
         cause = c.source();
     }
     false
+}
+
+/// The I/O errors of a connection that the peer ended or broke.
+fn broken(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
+    )
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -765,17 +808,13 @@ fn wants_close(headers: &HeaderMap) -> bool {
     })
 }
 
-fn response_error(ep: &Endpoint, err: hyper::Error, retried: bool) -> ClientError {
+fn response_error(ep: &Endpoint, err: &dyn fmt::Display, retried: bool) -> ClientError {
     let again = if retried {
         " (sent again on a new connection after the first broke)"
     } else {
         ""
     };
-    // hyper says only "http2 error": the reason (a reset, a GOAWAY) is in h2's error.
-    match h2::cause(&err) {
-        Some(h2) => ClientError::BadResponse(format!("request to {ep} failed{again}: {err}: {h2}")),
-        None => ClientError::BadResponse(format!("request to {ep} failed{again}: {err}")),
-    }
+    ClientError::BadResponse(format!("request to {ep} failed{again}: {err}"))
 }
 
 async fn connect(ep: &Endpoint, counters: &EndpointCounters) -> Result<Connected, ClientError> {
