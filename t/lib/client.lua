@@ -8,7 +8,9 @@ local tab_concat = table.concat
 local _M = {}
 
 
-local function read_response(sock)
+-- Reads a response's status line and headers: `status, headers` (names lowercase, a
+-- repeated header as a list of its values), or `nil, err`.
+function _M.read_head(sock)
     local line, err = sock:receive("*l")
     if not line then
         return nil, "status line: " .. tostring(err)
@@ -40,7 +42,16 @@ local function read_response(sock)
             end
         end
     end
-    local body
+    return status, headers
+end
+
+
+local function read_response(sock)
+    local status, headers = _M.read_head(sock)
+    if not status then
+        return nil, headers
+    end
+    local body, err
     local length = tonumber(headers["content-length"])
     if length then
         body, err = sock:receive(length)

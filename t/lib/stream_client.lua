@@ -28,25 +28,9 @@ function _M.get(opts)
     if not ok then
         return nil, "send: " .. err
     end
-    local line
-    line, err = sock:receive("*l")
-    if not line then
-        return nil, "status line: " .. tostring(err)
-    end
-    res.status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
-    res.headers = {}
-    while true do
-        line, err = sock:receive("*l")
-        if not line then
-            return nil, "headers: " .. tostring(err)
-        end
-        if line == "" then
-            break
-        end
-        local name, value = line:match("^([^:]+):%s*(.-)%s*$")
-        if name then
-            res.headers[name:lower()] = value
-        end
+    res.status, res.headers = require("client").read_head(sock)
+    if not res.status then
+        return nil, res.headers
     end
     local keep = opts.keep ~= false
     local parts = {}

@@ -755,22 +755,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def serve_stream(self, path, query):
         """The streamed answers (see the module doc); False when `path` is none."""
-        if (m := re.fullmatch(r"/stream/(\d{1,6})/(\d{1,7})", path)):
-            n, delay = int(m.group(1)), int(m.group(2)) / 1000.0
+        if (m := re.fullmatch(r"/(stream|sse)/(\d{1,6})/(\d{1,7})", path)):
+            kind, n, delay = m.group(1), int(m.group(2)), int(m.group(3)) / 1000.0
+            content_type, piece = {
+                "stream": ("text/plain", b"chunk %d\n"),
+                "sse": ("text/event-stream", b"data: event %d\n\n"),
+            }[kind]
             pieces = []
             for i in range(n):
                 if i:
                     pieces.append(delay)
-                pieces.append(b"chunk %d\n" % i)
-            self.stream(path, query, "text/plain", pieces)
-        elif (m := re.fullmatch(r"/sse/(\d{1,6})/(\d{1,7})", path)):
-            n, delay = int(m.group(1)), int(m.group(2)) / 1000.0
-            pieces = []
-            for i in range(n):
-                if i:
-                    pieces.append(delay)
-                pieces.append(b"data: event %d\n\n" % i)
-            self.stream(path, query, "text/event-stream", pieces)
+                pieces.append(piece % i)
+            self.stream(path, query, content_type, pieces)
         elif (m := re.fullmatch(r"/stream-big/(\d{1,12})", path)):
             n = int(m.group(1))
             with_length = "length=1" in query.split("&")
