@@ -36,23 +36,34 @@ pub async fn call<'a>(
         Head::Body {
             status,
             head,
-            log,
             source,
-        } => stream::answer(status, head, log, source, route.cfg.stream_idle_timeout).await,
+        } => stream::answer(status, head, source, route.cfg.stream_idle_timeout).await,
+        Head::Streamed {
+            status,
+            head,
+            first,
+            source,
+        } => stream::stream_on(status, head, first, source, route.cfg.stream_idle_timeout),
     }
 }
 
 /// An exchange up to the answer's head: a whole outcome, or a head whose body is still
-/// to come from a [`stream::Source`] (the function URL's HTTP body, or a decoder in
-/// front of the Invoke API's; `stream::answer` then decides whether it is streamed).
+/// to come from a [`stream::Source`].
 enum Head<'a> {
     Done(Outcome),
+    /// The function URL's HTTP body: `stream::answer` decides whether it is streamed.
     Body {
         status: u16,
         /// Response headers as `name:value\n` lines, as `Outcome::Response` has them.
         head: Vec<u8>,
-        /// For the error log at info level (the function's log tail).
-        log: Option<String>,
+        source: Box<dyn stream::Source + 'a>,
+    },
+    /// An Invoke API stream that `lambda::exchange` found longer than what was ready
+    /// (`first`): streamed.
+    Streamed {
+        status: u16,
+        head: Vec<u8>,
+        first: Bytes,
         source: Box<dyn stream::Source + 'a>,
     },
 }
@@ -156,6 +167,7 @@ async fn exchange<'a>(
                 status,
                 headers,
                 extra_head,
+                first,
                 source,
             } => {
                 let mut head = response_head(&headers, head_only);
@@ -171,10 +183,10 @@ async fn exchange<'a>(
                     }
                     .into();
                 }
-                Head::Body {
+                Head::Streamed {
                     status,
                     head,
-                    log: None,
+                    first,
                     source,
                 }
             }
@@ -212,7 +224,6 @@ async fn exchange<'a>(
             Head::Body {
                 status: res.status,
                 head,
-                log: None,
                 source: Box::new(reader),
             }
         }

@@ -265,52 +265,60 @@ impl Rest<'_> {
 
 /// An answer whose head is there, and whose body comes from `source`: handed over
 /// whole (`Outcome::Response`) when the body ends within what is ready now (up to
-/// [`WINDOW`]), else as `Outcome::Stream` with the bytes read so far and the [`Rest`]
-/// to run. A body that breaks off before anything was handed over is a 502 with the
-/// cause. `idle` bounds the silence between pieces (`stream_idle_timeout`).
-pub async fn answer<'a, S: Source + 'a>(
+/// [`WINDOW`]), else streamed (see [`stream_on`]). A body that breaks off before
+/// anything was handed over is a 502 with the cause. `idle` bounds the silence between
+/// pieces (`stream_idle_timeout`).
+pub async fn answer<'a>(
     status: u16,
     head: Vec<u8>,
-    log: Option<String>,
-    mut source: S,
+    mut source: Box<dyn Source + 'a>,
     idle: Duration,
 ) -> (Outcome, Option<Rest<'a>>) {
-    let (window, end) = first_window(&mut source).await;
+    let (window, end) = first_window(&mut source, false).await;
     match end {
         Some(End::Done | End::Logged(_)) => (
             Outcome::Response {
                 status,
                 head,
                 body: window.freeze(),
-                log,
+                log: None,
             },
             None,
         ),
         Some(End::Failed(cause)) => (Outcome::error(502, cause), None),
-        None => {
-            let (chan, reader) = channel();
-            let rest = Rest {
-                chan,
-                source: Box::new(source),
-                idle,
-            };
-            let outcome = Outcome::Stream {
-                status,
-                head,
-                first: window.freeze(),
-                log,
-                reader,
-            };
-            (outcome, Some(rest))
-        }
+        None => stream_on(status, head, window.freeze(), source, idle),
     }
+}
+
+/// A streamed answer: `Outcome::Stream` with `first`, the bytes read so far, and the
+/// [`Rest`] of the body to run.
+pub fn stream_on<'a>(
+    status: u16,
+    head: Vec<u8>,
+    first: Bytes,
+    source: Box<dyn Source + 'a>,
+    idle: Duration,
+) -> (Outcome, Option<Rest<'a>>) {
+    let (chan, reader) = channel();
+    let outcome = Outcome::Stream {
+        status,
+        head,
+        first,
+        reader,
+    };
+    (outcome, Some(Rest { chan, source, idle }))
 }
 
 /// What a source had ready right after the head: up to [`WINDOW`] bytes, and whether
 /// that was the whole body (then the answer is handed over whole). The connection's
 /// task gets one turn to read what already arrived, so a body sent with its head is
-/// seen as such; nothing here waits for the function.
-pub async fn first_window<S: Source>(source: &mut S) -> (BytesMut, Option<End>) {
+/// seen as such; with `turn_per_piece`, one turn after each piece (hyper hands a
+/// chunked body over one chunk per turn, and Lambda sends each event of a streamed
+/// invocation as a chunk of its own). Nothing here waits for the function.
+pub async fn first_window<S: Source>(
+    source: &mut S,
+    turn_per_piece: bool,
+) -> (BytesMut, Option<End>) {
     let mut window = BytesMut::new();
     let mut yielded = false;
     loop {
@@ -323,6 +331,7 @@ pub async fn first_window<S: Source>(source: &mut S) -> (BytesMut, Option<End>) 
                 if window.len() > WINDOW {
                     return (window, None);
                 }
+                yielded = yielded && !turn_per_piece;
             }
             Poll::Pending if !yielded => {
                 yielded = true;
@@ -410,7 +419,7 @@ mod tests {
             tx.send(Ok(Bytes::from_static(b"hello "))).unwrap();
             tx.send(Ok(Bytes::from_static(b"world"))).unwrap();
             drop(tx);
-            let (window, end) = first_window(&mut Fed(rx)).await;
+            let (window, end) = first_window(&mut Fed(rx), false).await;
             assert_eq!(&window[..], b"hello world");
             assert_eq!(end, Some(End::Done));
         });
@@ -422,7 +431,7 @@ mod tests {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             tx.send(Ok(Bytes::from_static(b"first"))).unwrap();
             let mut source = Fed(rx);
-            let (window, end) = first_window(&mut source).await;
+            let (window, end) = first_window(&mut source, false).await;
             assert_eq!((&window[..], end), (&b"first"[..], None));
             // A body over the window streams even if all of it is there.
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -430,7 +439,7 @@ mod tests {
                 tx.send(Ok(Bytes::from(vec![b'x'; WINDOW / 2]))).unwrap();
             }
             drop(tx);
-            let (window, end) = first_window(&mut Fed(rx)).await;
+            let (window, end) = first_window(&mut Fed(rx), false).await;
             assert!(window.len() > WINDOW && end.is_none());
         });
     }

@@ -32,14 +32,14 @@ pub enum Outcome {
         message: String,
         log: Option<String>,
     },
-    /// The function answered and its body is still coming: status, head and log as for
-    /// `Response`, the body's first bytes, and the reader of the rest. Once lent, the
-    /// ticket stays open for `Tickets::next` until the stream ends.
+    /// The function answered and its body is still coming: status and head as for
+    /// `Response`, the body's first bytes, and the reader of the rest (the function's
+    /// log, if any, comes at the stream's end). Once lent, the ticket stays open for
+    /// `Tickets::next` until the stream ends.
     Stream {
         status: u16,
         head: Vec<u8>,
         first: Bytes,
-        log: Option<String>,
         reader: Reader,
     },
 }
@@ -158,7 +158,6 @@ impl Tickets {
                         status,
                         head,
                         first,
-                        log,
                         reader,
                     },
                 ..
@@ -168,7 +167,6 @@ impl Tickets {
                     status,
                     head,
                     first,
-                    log,
                     reader: stream::closed(),
                 })
             }
@@ -331,7 +329,6 @@ mod tests {
             status: 200,
             head: Vec::new(),
             first: Bytes::from_static(b"first"),
-            log: None,
             reader,
         };
         assert!(t.complete(id, outcome));
@@ -364,7 +361,6 @@ mod tests {
                 status: 200,
                 head: Vec::new(),
                 first: Bytes::new(),
-                log: None,
                 reader,
             },
         );

@@ -438,9 +438,9 @@ impl Pool {
 
     /// Sends `req` and returns the answer's head with a reader of its body, for an
     /// answer that may be streamed (`crate::stream`). A body with a Content-Length of
-    /// at most `stream::WINDOW` is read whole first, as by [`Pool::send`] (`body` is
-    /// then `Whole`); a Content-Length over `opts.max_body` is refused (502) before any
-    /// of it is read; any other body is left to the reader, unbounded in size.
+    /// at most `stream::WINDOW` is read whole first, as by [`Pool::send`] (no reader
+    /// then); a Content-Length over `opts.max_body` is refused (502) before any of it
+    /// is read; any other body is left to the reader, unbounded in size.
     pub async fn send_streaming(
         &self,
         ep: &Endpoint,

@@ -255,35 +255,29 @@ pub unsafe extern "C" fn awsl_ticket_take(
 /// body is the message), head, body (or a stream's first bytes), log tail, and whether
 /// the body is streamed.
 fn parts(outcome: &Outcome) -> (u16, c_int, &[u8], &[u8], &[u8], c_int) {
-    let (status, is_error, head, body, log, more) = match outcome {
+    fn log(log: &Option<String>) -> &[u8] {
+        log.as_deref().unwrap_or_default().as_bytes()
+    }
+    match outcome {
         Outcome::Response {
             status,
             head,
             body,
-            log,
-        } => (*status, 0, head, &body[..], log, 0),
+            log: tail,
+        } => (*status, 0, head, &body[..], log(tail), 0),
         Outcome::Error {
             status,
             head,
             message,
-            log,
-        } => (*status, 1, head, message.as_bytes(), log, 0),
+            log: tail,
+        } => (*status, 1, head, message.as_bytes(), log(tail), 0),
         Outcome::Stream {
             status,
             head,
             first,
-            log,
             ..
-        } => (*status, 0, head, &first[..], log, 1),
-    };
-    (
-        status,
-        is_error,
-        head,
-        body,
-        log.as_deref().unwrap_or_default().as_bytes(),
-        more,
-    )
+        } => (*status, 0, head, &first[..], &[], 1),
+    }
 }
 
 /// Takes the outcome of `ticket` and lends it: `*out` points into the library's copy,

@@ -50,10 +50,12 @@ pub(crate) enum Reply<'a> {
         extra_head: Vec<u8>,
         log: Option<String>,
     },
+    /// Longer than what was ready at the head: `first`, then the rest from `source`.
     Stream {
         status: u16,
         headers: http::HeaderMap,
         extra_head: Vec<u8>,
+        first: Bytes,
         source: Box<dyn Source + 'a>,
     },
 }
@@ -210,7 +212,7 @@ async fn streamed<'a>(pool: &'a Pool, call: &Call<'_>, req: Request<Full<Bytes>>
     let extra_head = response::executed_version(&res.headers, Some(&headers));
     // What is there already: a small answer is handed over whole, with its log tail
     // (InvokeComplete comes last), as `stream::answer` would hand it over.
-    let (window, end) = ready_now(&mut payload).await;
+    let (window, end) = crate::stream::first_window(&mut payload, true).await;
     if let Some(End::Done | End::Logged(_)) = end {
         // The HTTP body's end follows InvokeComplete at once: read, the connection goes
         // back to the pool. Bounded, as the answer waits for it.
@@ -239,46 +241,13 @@ async fn streamed<'a>(pool: &'a Pool, call: &Call<'_>, req: Request<Full<Bytes>>
             }),
             &res.headers,
         )),
-        (None, _) => {
-            if !window.is_empty() {
-                payload.put_back(window.freeze());
-            }
-            Reply::Stream {
-                status,
-                headers,
-                extra_head,
-                source: Box::new(payload),
-            }
-        }
-    }
-}
-
-/// What `source` has ready without waiting for the function, up to
-/// `crate::stream::WINDOW` bytes, and whether that was all of it. Like
-/// `stream::first_window`, but the connection's task gets a turn after each piece, not
-/// once: hyper hands a chunked body over one chunk per turn, and Lambda sends each event
-/// as a chunk of its own.
-async fn ready_now<S: Source>(source: &mut S) -> (bytes::BytesMut, Option<End>) {
-    let mut window = bytes::BytesMut::new();
-    let mut yielded = false;
-    loop {
-        let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(source.poll_chunk(cx))).await;
-        match ready {
-            std::task::Poll::Ready(None) => return (window, Some(End::Done)),
-            std::task::Poll::Ready(Some(Err(cause))) => return (window, Some(End::Failed(cause))),
-            std::task::Poll::Ready(Some(Ok(chunk))) => {
-                window.extend_from_slice(&chunk);
-                if window.len() > crate::stream::WINDOW {
-                    return (window, None);
-                }
-                yielded = false;
-            }
-            std::task::Poll::Pending if !yielded => {
-                yielded = true;
-                tokio::task::yield_now().await;
-            }
-            std::task::Poll::Pending => return (window, None),
-        }
+        (None, _) => Reply::Stream {
+            status,
+            headers,
+            extra_head,
+            first: window.freeze(),
+            source: Box::new(payload),
+        },
     }
 }
 

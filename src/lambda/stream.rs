@@ -391,8 +391,6 @@ impl Decoder {
 pub(crate) struct Payload<S> {
     body: Option<S>,
     decoder: Decoder,
-    /// Bytes taken by a first look (`lambda::exchange`) and handed out again first.
-    carry: Option<Bytes>,
     /// How it ended, once it has: the log tail, or the failure's status.
     pub(crate) ended: Option<Part>,
 }
@@ -403,7 +401,6 @@ impl<S: Source> Payload<S> {
         Self {
             body,
             decoder,
-            carry: None,
             ended: None,
         }
     }
@@ -412,11 +409,6 @@ impl<S: Source> Payload<S> {
     /// `timeout`, which thus bounds the time to the head.
     pub(crate) async fn head(&mut self) -> Part {
         std::future::poll_fn(|cx| self.poll_part(cx)).await
-    }
-
-    /// Hands `bytes` out again before anything else.
-    pub(crate) fn put_back(&mut self, bytes: Bytes) {
-        self.carry = Some(bytes);
     }
 
     fn poll_part(&mut self, cx: &mut Context<'_>) -> Poll<Part> {
@@ -442,9 +434,6 @@ impl<S: Source> Payload<S> {
 
 impl<S: Source> Source for Payload<S> {
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, String>>> {
-        if let Some(bytes) = self.carry.take() {
-            return Poll::Ready(Some(Ok(bytes)));
-        }
         loop {
             let part = match self.poll_part(cx) {
                 Poll::Pending => return Poll::Pending,
