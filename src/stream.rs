@@ -170,8 +170,16 @@ impl Reader {
         self.0.changed.notify_one();
     }
 
+    /// Lua took the answer's head: from now on it asks for the rest, so a stream it
+    /// stops asking for (its request was ended while it flushed the head) counts as
+    /// [`abandoned`](Self::abandoned) too.
+    pub fn head_taken(&self) {
+        self.0.state.lock().last_asked = Some(Instant::now());
+    }
+
     /// Whether something (bytes or the end) has waited for Lua, untaken, for longer
-    /// than `max`: the request that read this stream is gone without cancelling it.
+    /// than `max` since Lua last asked or took the head: the request that read this
+    /// stream is gone without cancelling it.
     pub fn abandoned(&self, now: Instant, max: Duration) -> bool {
         let st = self.0.state.lock();
         let waiting = !st.queue.is_empty() || st.end.is_some();
@@ -410,6 +418,19 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime")
+    }
+
+    #[test]
+    fn a_stream_never_asked_for_after_its_head_is_abandoned() {
+        let (chan, reader) = channel();
+        chan.put(Some(Bytes::from_static(b"piece")), None);
+        let max = Duration::from_secs(300);
+        let later = Instant::now() + max * 2;
+        assert!(!reader.abandoned(later, max), "its head was not taken yet");
+        // Lua took the head, then its request ended before it asked for more.
+        reader.head_taken();
+        assert!(!reader.abandoned(Instant::now(), max));
+        assert!(reader.abandoned(later, max));
     }
 
     #[test]

@@ -48,6 +48,8 @@ impl Reader {
         self.0.lock().get_or_insert(End::Failed(cause));
     }
 
+    pub fn head_taken(&self) {}
+
     pub fn abandoned(&self, _now: Instant, _max: Duration) -> bool {
         false
     }

@@ -162,6 +162,7 @@ impl Tickets {
                     },
                 ..
             }) => {
+                reader.head_taken();
                 self.slots.insert(id, Slot::Streaming(reader));
                 Some(Outcome::Stream {
                     status,
