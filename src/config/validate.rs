@@ -321,6 +321,21 @@ fn target(conf: &Value) -> Result<(), String> {
                 .to_owned(),
         ));
     }
+    // These two before function_name, which may be a secret reference (not checked).
+    if let Some(uri) = text("invoke_endpoint") {
+        endpoint::parse(uri).map_err(|why| prop("invoke_endpoint", why.to_owned()))?;
+    }
+    // InvokeWithResponseStream takes RequestResponse and DryRun only (its
+    // ResponseStreamingInvocationType); LogType is None or Tail as for Invoke.
+    if let (Some("response_stream"), Some("Event")) = (text("invoke_mode"), text("invocation_type"))
+    {
+        return Err(prop(
+            "invocation_type",
+            "Event cannot be used with invoke_mode \"response_stream\": \
+             InvokeWithResponseStream takes RequestResponse or DryRun"
+                .to_owned(),
+        ));
+    }
     let Some(name) = text("function_name") else {
         return Ok(());
     };
@@ -347,20 +362,6 @@ fn target(conf: &Value) -> Result<(), String> {
                 "differs from the region in the function ARN".to_owned(),
             ));
         }
-    }
-    if let Some(uri) = text("invoke_endpoint") {
-        endpoint::parse(uri).map_err(|why| prop("invoke_endpoint", why.to_owned()))?;
-    }
-    // InvokeWithResponseStream takes RequestResponse and DryRun only (its
-    // ResponseStreamingInvocationType); LogType is None or Tail as for Invoke.
-    if let (Some("response_stream"), Some("Event")) = (text("invoke_mode"), text("invocation_type"))
-    {
-        return Err(prop(
-            "invocation_type",
-            "Event cannot be used with invoke_mode \"response_stream\": \
-             InvokeWithResponseStream takes RequestResponse or DryRun"
-                .to_owned(),
-        ));
     }
     Ok(())
 }
@@ -847,6 +848,23 @@ mod tests {
             err(with("keepalive_pool", json!(0)).tap_set("timeout", json!("x"))),
             prop("timeout", "wrong type: expected integer, got string")
         );
+    }
+
+    #[test]
+    fn a_secret_function_name_still_has_its_invoke_fields_checked() {
+        let conf = json!({
+            "function_name": "$secret://vault/1/lambda/name",
+            "authorization": {"iam": {"accesskey": "AK", "secretkey": "SK"}},
+            "invoke_mode": "response_stream",
+            "invocation_type": "Event",
+        });
+        assert!(err(conf).contains("Event cannot be used with invoke_mode"));
+        let conf = json!({
+            "function_name": "$secret://vault/1/lambda/name",
+            "authorization": {"iam": {"accesskey": "AK", "secretkey": "SK"}},
+            "invoke_endpoint": "not a url",
+        });
+        assert!(err(conf).starts_with("property \"invoke_endpoint\" validation failed"));
     }
 
     #[test]
