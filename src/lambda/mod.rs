@@ -325,8 +325,10 @@ fn request(call: &Call<'_>, payload: Bytes) -> Result<Request<Full<Bytes>>, Buil
     let out = builder
         .headers_mut()
         .ok_or_else(|| (500, "invalid function_name".to_owned()))?;
-    let authority = HeaderValue::from_str(&route.cfg.endpoint.authority)
-        .map_err(|_| (500, "invalid Lambda endpoint host".to_owned()))?;
+    let authority = route
+        .host_value
+        .clone()
+        .ok_or_else(|| (500, "invalid Lambda endpoint host".to_owned()))?;
     out.insert(HOST, authority);
     out.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     out.insert(CONTENT_LENGTH, HeaderValue::from(payload.len()));
