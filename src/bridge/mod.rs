@@ -462,13 +462,12 @@ impl Worker {
             | Outcome::Stream { status, .. } => *status,
         });
         if self.tickets.lock().complete(ticket, outcome) {
-            self.completed.lock().push(ticket);
-            self.completed_notify.notify_one();
+            self.wake(ticket);
         }
     }
 
-    /// Writes `ticket`'s id to the pump, which posts the semaphore Lua waits on for
-    /// the next piece of a streamed answer.
+    /// Writes `ticket`'s id to the pump, which posts the semaphore Lua waits on: for
+    /// its outcome, or for the next piece of a streamed answer.
     fn wake(&self, ticket: u32) {
         self.completed.lock().push(ticket);
         self.completed_notify.notify_one();
@@ -486,12 +485,6 @@ impl Worker {
     /// Whether the runtime thread has stopped (then [`start`] starts a new one).
     pub fn is_dead(&self) -> bool {
         self.death.get().is_some()
-    }
-
-    /// How many runtimes this process had before this one (`stats::WORKER` counts
-    /// them).
-    pub fn restarts(&self) -> u64 {
-        stats::WORKER.runtime_restarts()
     }
 
     /// Makes the runtime thread panic outside any request task, as a bug would: for
