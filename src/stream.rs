@@ -146,8 +146,14 @@ impl Reader {
             };
         };
         let mut out = first;
-        if out.len() < LEND_MAX && !st.queue.is_empty() {
-            let mut joined = BytesMut::with_capacity(LEND_MAX.min(out.len() + st.queued));
+        // Joined only when the next piece fits: else `out` goes as it is, uncopied.
+        if st
+            .queue
+            .front()
+            .is_some_and(|next| out.len() + next.len() <= LEND_MAX)
+        {
+            // `queued` still counts `out`: it is all that waits.
+            let mut joined = BytesMut::with_capacity(LEND_MAX.min(st.queued));
             joined.extend_from_slice(&out);
             while let Some(next) = st.queue.front() {
                 if joined.len() + next.len() > LEND_MAX {
