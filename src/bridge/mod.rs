@@ -307,7 +307,10 @@ async fn run(w: Arc<Worker>, listener: UnixListener) -> String {
             () = w.queue.next_batch(&mut batch) => {}
         }
         for job in batch.drain(..) {
-            tokio::spawn(serve(w.clone(), job));
+            // Boxed: the call's future is about 3 KB, and tokio moves a task's future
+            // by value (into its cell, and its stage when the output is stored and the
+            // future dropped); boxed, each of those moves is a pointer.
+            tokio::spawn(Box::pin(serve(w.clone(), job)));
         }
     }
 }
