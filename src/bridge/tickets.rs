@@ -231,7 +231,13 @@ impl Tickets {
                 failed += 1;
                 true
             }
-            Slot::Streaming(reader) => {
+            // The stream's task died with the runtime: its reader ends with the cause,
+            // whether Lua reads it already or has yet to take the head.
+            Slot::Streaming(reader)
+            | Slot::Done {
+                outcome: Outcome::Stream { reader, .. },
+                ..
+            } => {
                 if let Outcome::Error { message, .. } = outcome() {
                     reader.fail(message);
                 }
@@ -370,6 +376,30 @@ mod tests {
         assert_eq!(
             t.next(id),
             Some(Next::End(crate::stream::End::Failed("stopped".into())))
+        );
+        assert!(t.is_empty(), "forgotten at its end");
+    }
+
+    #[test]
+    fn stopping_fails_a_stream_whose_head_was_not_taken_yet() {
+        let mut t = Tickets::default();
+        let id = t.open();
+        let (_chan, reader) = crate::stream::channel();
+        t.complete(
+            id,
+            Outcome::Stream {
+                status: 200,
+                head: Vec::new(),
+                first: Bytes::new(),
+                reader,
+            },
+        );
+        t.stop(|| Outcome::error(503, "stopped"));
+        assert!(matches!(t.take(id), Some(Outcome::Stream { .. })));
+        assert_eq!(
+            t.next(id),
+            Some(Next::End(crate::stream::End::Failed("stopped".into()))),
+            "ends at once, not after stream_idle_timeout"
         );
         assert!(t.is_empty(), "forgotten at its end");
     }
