@@ -113,14 +113,6 @@ impl std::fmt::Debug for Reader {
     }
 }
 
-/// A reader of nothing, already cancelled: stands in for a reader that was moved
-/// elsewhere.
-pub fn closed() -> Reader {
-    let (_, reader) = channel();
-    reader.cancel();
-    reader
-}
-
 /// A new stream's two ends.
 pub fn channel() -> (Channel, Reader) {
     let shared = Arc::new(Shared {
@@ -318,7 +310,7 @@ pub fn stream_on<'a>(
         status,
         head,
         first,
-        reader,
+        reader: Some(reader),
     };
     (outcome, Some(Rest { chan, source, idle }))
 }

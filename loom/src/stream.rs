@@ -32,10 +32,6 @@ impl std::fmt::Debug for Reader {
     }
 }
 
-pub fn closed() -> Reader {
-    Reader(Mutex::new(Some(End::Done)))
-}
-
 impl Reader {
     pub fn next(&self) -> Next {
         match self.0.lock().clone() {

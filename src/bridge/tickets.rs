@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 // `super::stream` is `crate::stream`; under loom (loom/src/lib.rs), a model of it.
-use super::stream::{self, Next, Reader};
+use super::stream::{Next, Reader};
 
 /// What Lua gets back for a ticket.
 #[derive(Debug)]
@@ -34,13 +34,14 @@ pub enum Outcome {
     },
     /// The function answered and its body is still coming: status and head as for
     /// `Response`, the body's first bytes, and the reader of the rest (the function's
-    /// log, if any, comes at the stream's end). Once lent, the ticket stays open for
-    /// `Tickets::next` until the stream ends.
+    /// log, if any, comes at the stream's end). The reader is there until the head is
+    /// taken (`Tickets::take` moves it into the ticket, which then stays open for
+    /// `Tickets::next` until the stream ends).
     Stream {
         status: u16,
         head: Vec<u8>,
         first: Bytes,
-        reader: Reader,
+        reader: Option<Reader>,
     },
 }
 
@@ -145,35 +146,22 @@ impl Tickets {
 
     /// The outcome of a finished ticket, which is forgotten; `None` (and nothing
     /// changes) when it is unknown or still pending. A streamed outcome comes without
-    /// its reader (`Outcome::Stream`'s `reader` is then a closed one): the ticket stays
-    /// open, for `next`, until the stream ends.
+    /// its reader (`Outcome::Stream`'s `reader` is then `None`): the ticket keeps it,
+    /// open for `next` until the stream ends.
     pub fn take(&mut self, id: u32) -> Option<Outcome> {
         if !matches!(self.slots.get(&id), Some(Slot::Done { .. })) {
             return None;
         }
-        match self.slots.remove(&id) {
-            Some(Slot::Done {
-                outcome:
-                    Outcome::Stream {
-                        status,
-                        head,
-                        first,
-                        reader,
-                    },
-                ..
-            }) => {
+        let Some(Slot::Done { mut outcome, .. }) = self.slots.remove(&id) else {
+            return None;
+        };
+        if let Outcome::Stream { reader, .. } = &mut outcome {
+            if let Some(reader) = reader.take() {
                 reader.head_taken();
                 self.slots.insert(id, Slot::Streaming(reader));
-                Some(Outcome::Stream {
-                    status,
-                    head,
-                    first,
-                    reader: stream::closed(),
-                })
             }
-            Some(Slot::Done { outcome, .. }) => Some(outcome),
-            _ => None,
         }
+        Some(outcome)
     }
 
     /// The next piece of a streamed answer whose head was taken (`None`: the ticket is
@@ -235,7 +223,11 @@ impl Tickets {
             // whether Lua reads it already or has yet to take the head.
             Slot::Streaming(reader)
             | Slot::Done {
-                outcome: Outcome::Stream { reader, .. },
+                outcome:
+                    Outcome::Stream {
+                        reader: Some(reader),
+                        ..
+                    },
                 ..
             } => {
                 if let Outcome::Error { message, .. } = outcome() {
@@ -327,18 +319,25 @@ mod tests {
         assert!(t.try_open().is_some());
     }
 
-    #[test]
-    fn a_streamed_outcome_keeps_its_ticket_until_the_stream_ends() {
-        let mut t = Tickets::default();
+    /// A ticket completed with a streamed answer; the channel's producer end is kept
+    /// by the caller, as the pump would keep it.
+    fn streamed(t: &mut Tickets) -> (u32, crate::stream::Channel) {
         let id = t.open();
-        let (_chan, reader) = crate::stream::channel();
+        let (chan, reader) = crate::stream::channel();
         let outcome = Outcome::Stream {
             status: 200,
             head: Vec::new(),
             first: Bytes::from_static(b"first"),
-            reader,
+            reader: Some(reader),
         };
         assert!(t.complete(id, outcome));
+        (id, chan)
+    }
+
+    #[test]
+    fn a_streamed_outcome_keeps_its_ticket_until_the_stream_ends() {
+        let mut t = Tickets::default();
+        let (id, _chan) = streamed(&mut t);
         assert!(
             t.next(id).is_none(),
             "not streaming before its head is taken"
@@ -358,50 +357,21 @@ mod tests {
     }
 
     #[test]
-    fn stopping_fails_a_stream_with_the_cause() {
+    fn stopping_fails_streams_with_the_cause_whether_their_head_was_taken_or_not() {
         let mut t = Tickets::default();
-        let id = t.open();
-        let (_chan, reader) = crate::stream::channel();
-        t.complete(
-            id,
-            Outcome::Stream {
-                status: 200,
-                head: Vec::new(),
-                first: Bytes::new(),
-                reader,
-            },
-        );
-        drop(t.take(id));
+        let (taken, _chan1) = streamed(&mut t);
+        drop(t.take(taken));
+        let (untaken, _chan2) = streamed(&mut t);
         t.stop(|| Outcome::error(503, "stopped"));
-        assert_eq!(
-            t.next(id),
-            Some(Next::End(crate::stream::End::Failed("stopped".into())))
-        );
-        assert!(t.is_empty(), "forgotten at its end");
-    }
-
-    #[test]
-    fn stopping_fails_a_stream_whose_head_was_not_taken_yet() {
-        let mut t = Tickets::default();
-        let id = t.open();
-        let (_chan, reader) = crate::stream::channel();
-        t.complete(
-            id,
-            Outcome::Stream {
-                status: 200,
-                head: Vec::new(),
-                first: Bytes::new(),
-                reader,
-            },
-        );
-        t.stop(|| Outcome::error(503, "stopped"));
-        assert!(matches!(t.take(id), Some(Outcome::Stream { .. })));
-        assert_eq!(
-            t.next(id),
-            Some(Next::End(crate::stream::End::Failed("stopped".into()))),
-            "ends at once, not after stream_idle_timeout"
-        );
-        assert!(t.is_empty(), "forgotten at its end");
+        assert!(matches!(t.take(untaken), Some(Outcome::Stream { .. })));
+        for id in [taken, untaken] {
+            assert_eq!(
+                t.next(id),
+                Some(Next::End(crate::stream::End::Failed("stopped".into()))),
+                "ends at once, not after stream_idle_timeout"
+            );
+        }
+        assert!(t.is_empty(), "forgotten at their end");
     }
 
     #[test]
