@@ -119,26 +119,12 @@ async fn buffered<'a>(pool: &Pool, call: &Call<'_>, req: Request<Full<Bytes>>) -
     } else {
         None
     };
-    let answer = |status: u16| Outcome::Response {
-        status,
-        head: response::executed_version(&res.headers, None),
-        body: Bytes::new(),
-        log: log.clone(),
-    };
     match (res.status, invoke.invocation_type) {
         (200, InvocationType::RequestResponse) => {}
-        (202, InvocationType::Event) => return answer(202).into(),
-        (204, InvocationType::DryRun) => return answer(204).into(),
-        (status, _) => {
-            let secrets = call.creds.map(Credentials::secrets).unwrap_or_default();
-            let (status, message) = response::api_error(status, &res.headers, &res.body, &secrets);
-            return Reply::Done(Outcome::Error {
-                status,
-                head: response::retry_after(status, &res.headers),
-                message,
-                log,
-            });
+        (status @ 202, InvocationType::Event) | (status @ 204, InvocationType::DryRun) => {
+            return bodiless(status, &res.headers, log).into()
         }
+        (status, _) => return api_failure(call, status, &res.headers, &res.body, log).into(),
     }
     if let Some(kind) = res.headers.get("x-amz-function-error") {
         stats::WORKER.failed(Failure::FunctionError);
@@ -175,27 +161,13 @@ async fn streamed<'a>(pool: &'a Pool, call: &Call<'_>, req: Request<Full<Bytes>>
     };
     match (res.status, invoke.invocation_type) {
         (200, InvocationType::RequestResponse) => {}
-        (204, InvocationType::DryRun) => {
-            return Reply::Done(Outcome::Response {
-                status: 204,
-                head: response::executed_version(&res.headers, None),
-                body: Bytes::new(),
-                log: None,
-            })
-        }
+        (204, InvocationType::DryRun) => return bodiless(204, &res.headers, None).into(),
         (status, _) => {
             let body = match reader {
                 Some(reader) => read_capped(reader, ERROR_BODY_MAX).await,
                 None => res.body.to_vec(),
             };
-            let secrets = call.creds.map(Credentials::secrets).unwrap_or_default();
-            let (status, message) = response::api_error(status, &res.headers, &body, &secrets);
-            return Reply::Done(Outcome::Error {
-                status,
-                head: response::retry_after(status, &res.headers),
-                message,
-                log: None,
-            });
+            return api_failure(call, status, &res.headers, &body, None).into();
         }
     }
     let mut decoder = stream::Decoder::new(
@@ -248,6 +220,35 @@ async fn streamed<'a>(pool: &'a Pool, call: &Call<'_>, req: Request<Full<Bytes>>
             first: window.freeze(),
             source: Box::new(payload),
         },
+    }
+}
+
+/// The Invoke API's answer to an `Event` (202) or `DryRun` (204) invocation: no body.
+fn bodiless(status: u16, lambda: &http::HeaderMap, log: Option<String>) -> Outcome {
+    Outcome::Response {
+        status,
+        head: response::executed_version(lambda, None),
+        body: Bytes::new(),
+        log,
+    }
+}
+
+/// The Invoke API refused or failed the call itself (not the function): mapped to the
+/// client's status, with the API's message stripped of the call's secrets.
+fn api_failure(
+    call: &Call<'_>,
+    status: u16,
+    lambda: &http::HeaderMap,
+    body: &[u8],
+    log: Option<String>,
+) -> Outcome {
+    let secrets = call.creds.map(Credentials::secrets).unwrap_or_default();
+    let (status, message) = response::api_error(status, lambda, body, &secrets);
+    Outcome::Error {
+        status,
+        head: response::retry_after(status, lambda),
+        message,
+        log,
     }
 }
 
