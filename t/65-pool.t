@@ -163,31 +163,27 @@ idle connections left: 0
         content_by_lua_block {
             local load = require("load")
             local counts = ngx.shared.tls_counts
-            -- Warm-up, until a burst needs no full handshake. A TLS 1.3 ticket resumes
-            -- one connection (rustls's tickets cannot be copied), and a resumed one
-            -- brings one new ticket: the tickets in hand grow only by what full
-            -- handshakes bring (two each, from nginx). A first burst whose handshakes
-            -- did not all overlap (a busy machine) leaves fewer tickets than 32
-            -- connections at once take, and the next bursts make up for it with a few
-            -- full handshakes.
+            -- One count from an empty session store, over ten bursts of 32 requests
+            -- sent at once; every request opens a connection (keepalive false). A
+            -- TLS 1.3 ticket resumes one connection; nginx sends two after a full
+            -- handshake and one after a resumed one, so the tickets in hand never
+            -- shrink, and a full handshake is only paid while fewer are in hand than
+            -- connections being opened: at most 32 in all, however the handshakes
+            -- overlap (counted exactly: 32 when the first burst's all overlap). With
+            -- rustls's own store (8 tickets) any burst whose handshakes overlap wider
+            -- than 8 pays again; src/client/tls.rs's test shows it without timing.
+            local ok = 0
             for _ = 1, 10 do
-                counts:flush_all()
-                load.run(32, 2, "/aws")
-                if (counts:get("resumed") or 0) == (counts:get("new") or 0) then
-                    break
-                end
+                ok = ok + load.run(32, 1, "/aws")
             end
-            counts:flush_all()
-            -- every request opens a connection (keepalive false), 32 at a time
-            local ok = load.run(32, 8, "/aws")
             local new, resumed = counts:get("new") or 0, counts:get("resumed") or 0
             ngx.log(ngx.NOTICE, "TLS test: ", resumed, " of ", new, " connections resumed")
             ngx.say("succeeded: ", ok)
             ngx.say("new TLS connections: ", new)
-            ngx.say("resumed share >= 99%: ", resumed >= 0.99 * new or resumed)
+            ngx.say("full handshakes <= 32: ", new - resumed <= 32 or new - resumed)
         }
     }
 --- response_body
-succeeded: 256
-new TLS connections: 256
-resumed share >= 99%: true
+succeeded: 320
+new TLS connections: 320
+full handshakes <= 32: true

@@ -186,3 +186,87 @@ impl ServerCertVerifier for NoVerify {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::{ClientConnection, HandshakeKind, ServerConfig, ServerConnection};
+
+    /// A TLS 1.3 server that, like nginx, sends two tickets after each handshake.
+    fn server() -> Arc<ServerConfig> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/t/cert/");
+        let certs = CertificateDer::pem_file_iter(format!("{dir}server.crt"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(format!("{dir}server.key")).unwrap();
+        let mut config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        config.ticketer = rustls::crypto::ring::Ticketer::new().unwrap();
+        config.send_tls13_tickets = 2;
+        Arc::new(config)
+    }
+
+    /// Opens `n` connections at once (each client takes its ticket, if any, when it
+    /// writes its ClientHello), then completes them in memory; returns how many resumed.
+    fn burst(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>, n: usize) -> usize {
+        let name = ServerName::try_from("burst.test").unwrap();
+        let mut conns: Vec<_> = (0..n)
+            .map(|_| {
+                let c = ClientConnection::new(client.clone(), name.clone()).unwrap();
+                (c, ServerConnection::new(server.clone()).unwrap())
+            })
+            .collect();
+        let mut resumed = 0;
+        for (c, s) in &mut conns {
+            complete(c, s);
+            resumed += usize::from(c.handshake_kind() == Some(HandshakeKind::Resumed));
+        }
+        resumed
+    }
+
+    fn complete(c: &mut ClientConnection, s: &mut ServerConnection) {
+        let mut wire = Vec::new();
+        while c.wants_write() || s.wants_write() {
+            wire.clear();
+            c.write_tls(&mut wire).unwrap();
+            let mut rest = &wire[..];
+            while !rest.is_empty() {
+                s.read_tls(&mut rest).unwrap();
+                s.process_new_packets().unwrap();
+            }
+            wire.clear();
+            s.write_tls(&mut wire).unwrap();
+            let mut rest = &wire[..];
+            while !rest.is_empty() {
+                c.read_tls(&mut rest).unwrap();
+                c.process_new_packets().unwrap();
+            }
+        }
+        assert!(!c.is_handshaking() && !s.is_handshaking());
+    }
+
+    #[test]
+    fn a_burst_as_wide_as_the_one_before_resumes() {
+        let server = server();
+        // One store per configuration: a name of this test's own keeps it apart.
+        let ours = config(false, false).unwrap();
+        assert_eq!(burst(&ours, &server, 32), 0);
+        assert_eq!(burst(&ours, &server, 32), 32);
+        // and again: each resumed connection brought a ticket for the next
+        assert_eq!(burst(&ours, &server, 32), 32);
+
+        // Why the store is ours: rustls's keeps 8 tickets per server.
+        let mut theirs = ClientConfig::clone(&ours);
+        theirs.resumption = Resumption::default();
+        let theirs = Arc::new(theirs);
+        burst(&theirs, &server, 32);
+        assert!(burst(&theirs, &server, 32) < 32);
+    }
+}
