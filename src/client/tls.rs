@@ -192,7 +192,9 @@ mod tests {
     use super::*;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::PrivateKeyDer;
-    use rustls::{ClientConnection, HandshakeKind, ServerConfig, ServerConnection};
+    use rustls::{
+        ClientConnection, ConnectionCommon, HandshakeKind, ServerConfig, ServerConnection,
+    };
 
     /// A TLS 1.3 server that, like nginx, sends two tickets after each handshake.
     fn server() -> Arc<ServerConfig> {
@@ -232,24 +234,22 @@ mod tests {
     }
 
     fn complete(c: &mut ClientConnection, s: &mut ServerConnection) {
-        let mut wire = Vec::new();
         while c.wants_write() || s.wants_write() {
-            wire.clear();
-            c.write_tls(&mut wire).unwrap();
-            let mut rest = &wire[..];
-            while !rest.is_empty() {
-                s.read_tls(&mut rest).unwrap();
-                s.process_new_packets().unwrap();
-            }
-            wire.clear();
-            s.write_tls(&mut wire).unwrap();
-            let mut rest = &wire[..];
-            while !rest.is_empty() {
-                c.read_tls(&mut rest).unwrap();
-                c.process_new_packets().unwrap();
-            }
+            deliver(c, s);
+            deliver(s, c);
         }
         assert!(!c.is_handshaking() && !s.is_handshaking());
+    }
+
+    /// What `from` has to write, read and processed by `to`.
+    fn deliver<A, B>(from: &mut ConnectionCommon<A>, to: &mut ConnectionCommon<B>) {
+        let mut wire = Vec::new();
+        from.write_tls(&mut wire).unwrap();
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            to.read_tls(&mut rest).unwrap();
+            to.process_new_packets().unwrap();
+        }
     }
 
     #[test]
